@@ -1,0 +1,25 @@
+"""A container image registry speaking the OCI Distribution API."""
+
+import os
+
+from flask import Flask
+
+from app import auth, cli, v2
+from app.config import load_config
+from app.errors import register_error_handlers
+from app.storage import open_storage
+
+
+def create_app(test_config=None):
+    """Build the application: config, storage, blueprints, errors, CLI."""
+    app = Flask(__name__, instance_relative_config=True)
+    load_config(app, test_config)
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    app.extensions["registry_storage"] = open_storage(app.config)
+    app.url_map.merge_slashes = False
+    auth.init_app(app)
+    v2.init_app(app)
+    cli.init_app(app)
+    register_error_handlers(app)
+    return app

@@ -1,0 +1,45 @@
+"""``flask --app wsgi registry ...``: the operator's commands, and ``flask shell``."""
+
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from app.context import get_storage
+
+registry = AppGroup("registry", help="Manage the registry's storage.")
+
+
+def init_app(app):
+    """Register the commands and fill ``flask shell``'s namespace."""
+    app.cli.add_command(registry)
+    app.shell_context_processor(shell_namespace)
+
+
+def shell_namespace():
+    """What ``flask shell`` offers: the storage and the import helper."""
+    from app.images import import_image
+
+    storage = current_app.extensions["registry_storage"]
+    return {"storage": storage, "import_image": import_image}
+
+
+@registry.command("import")
+@click.argument("source", type=click.Path(exists=True))
+@click.argument("target", required=False)
+def import_command(source, target):
+    """Import a docker-save tarball or an OCI layout (folder or tar).
+
+    TARGET (NAME:TAG) names the image; without it the names recorded in the
+    archive are used.
+    """
+    from app.images import ImageImportError, import_image
+
+    show_progress = sys.stderr.isatty()
+    try:
+        imported = import_image(get_storage(), source, target, progress=show_progress)
+    except ImageImportError as error:
+        raise click.ClickException(str(error)) from None
+    for image in imported:
+        click.echo(f"{image.name}:{image.tag} {image.digest}")

@@ -1,0 +1,70 @@
+"""Configuration: defaults, then ``instance/config.py``, then ``REGISTRY_*`` variables.
+
+Every setting the registry reads is named here with its default, so this
+module is also the list of what can be configured.
+"""
+
+import os
+
+DEFAULTS = {
+    # Where blobs, manifests and tags live; None means "storage" in the instance folder.
+    "REGISTRY_STORAGE_ROOT": None,
+    # Whether a client without credentials is granted pull, and push and delete.
+    "REGISTRY_ANONYMOUS_PULL": True,
+    "REGISTRY_ANONYMOUS_PUSH": False,
+    # The service name that tokens are issued for and checked against.
+    "REGISTRY_SERVICE": "registry",
+    # Seconds a token stays valid.
+    "REGISTRY_TOKEN_EXPIRY": 300,
+    # The file holding the token signing key; None means "signing.key" in the instance.
+    "REGISTRY_SIGNING_KEY_FILE": None,
+    # Most entries a tag list or catalog page holds when the client names no ``n``.
+    "REGISTRY_PAGE_SIZE": 1000,
+}
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+def load_config(app, test_config=None):
+    """Fill ``app.config`` from the defaults, the instance file, the environment."""
+    app.config.from_mapping(DEFAULTS)
+    if test_config is None:
+        app.config.from_pyfile("config.py", silent=True)
+        app.config.update(read_environment(os.environ))
+    else:
+        app.config.update(test_config)
+    fill_instance_paths(app)
+
+
+def read_environment(environ):
+    """Return the ``REGISTRY_*`` settings of an environment, typed as the defaults."""
+    settings = {}
+    for key, text in environ.items():
+        if key.startswith("REGISTRY_"):
+            settings[key] = convert(text, DEFAULTS.get(key), key)
+    return settings
+
+
+def convert(text, default, key):
+    """Return ``text`` converted to the type of ``default``."""
+    if isinstance(default, bool):
+        word = text.strip().lower()
+        if word not in TRUE_WORDS | FALSE_WORDS:
+            raise ValueError(f"{key} must be true or false, not {text!r}")
+        return word in TRUE_WORDS
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{key} must be a whole number, not {text!r}") from None
+    return text
+
+
+def fill_instance_paths(app):
+    """Give path settings left unset their place in the instance folder."""
+    if not app.config["REGISTRY_STORAGE_ROOT"]:
+        app.config["REGISTRY_STORAGE_ROOT"] = os.path.join(app.instance_path, "storage")
+    if not app.config["REGISTRY_SIGNING_KEY_FILE"]:
+        key_file = os.path.join(app.instance_path, "signing.key")
+        app.config["REGISTRY_SIGNING_KEY_FILE"] = key_file

@@ -1,0 +1,93 @@
+"""The storage contract: what views and the import code may rely on.
+
+A driver stores content-addressed blobs once, and per repository the links
+that say which blobs and manifests the repository holds and which tags point
+where. Every write is atomic: a reader sees the old state or the new one,
+never a half-written file, whatever process writes and however it dies.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as stored: its exact bytes, media type and digest."""
+
+    body: bytes
+    media_type: str
+    digest: object
+
+
+class Storage:
+    """The operations every storage driver provides."""
+
+    # Blobs: content addressed by digest, shared by all repositories.
+
+    def has_blob(self, digest):
+        """Tell whether the store holds content with this digest."""
+        raise NotImplementedError
+
+    def blob_size(self, digest):
+        """Return the size in bytes of a stored blob; BlobNotFound if absent."""
+        raise NotImplementedError
+
+    def open_blob(self, digest):
+        """Return a binary file object positioned at the blob's first byte."""
+        raise NotImplementedError
+
+    def read_blob(self, digest):
+        """Return a (small) blob's content as bytes."""
+        raise NotImplementedError
+
+    def write_blob(self, stream, digest=None, size=None, progress=None):
+        """Store what ``stream`` yields and return its Digest.
+
+        The content is hashed as it is written and enters the store only if it
+        matches ``digest`` (DigestMismatch) and ``size`` (SizeMismatch) when
+        given. ``progress`` is called with the count of each block written.
+        """
+        raise NotImplementedError
+
+    def delete_blob(self, digest):
+        """Remove a blob from the store; links to it are left to the caller."""
+        raise NotImplementedError
+
+    # Repositories and the blobs they hold.
+
+    def repository_exists(self, name):
+        """Tell whether any manifest was ever stored under this name."""
+        raise NotImplementedError
+
+    def list_repositories(self):
+        """Return the names of all repositories, in lexical order."""
+        raise NotImplementedError
+
+    def link_blob(self, name, digest):
+        """Let repository ``name`` serve a stored blob."""
+        raise NotImplementedError
+
+    def repository_has_blob(self, name, digest):
+        """Tell whether repository ``name`` may serve the blob."""
+        raise NotImplementedError
+
+    # Manifests and tags.
+
+    def put_manifest(self, name, body, media_type):
+        """Store a manifest's bytes in repository ``name``; return its Digest."""
+        raise NotImplementedError
+
+    def get_manifest(self, name, digest):
+        """Return the Manifest with this digest; ManifestNotFound if absent."""
+        raise NotImplementedError
+
+    def tag_manifest(self, name, tag, digest):
+        """Point ``tag`` at a manifest the repository holds."""
+        raise NotImplementedError
+
+    def resolve_tag(self, name, tag):
+        """Return the Digest that ``tag`` points to; ManifestNotFound if none."""
+        raise NotImplementedError
+
+    def list_tags(self, name):
+        """Return the repository's tags in lexical order; RepositoryNotFound."""
+        raise NotImplementedError

@@ -1,0 +1,204 @@
+"""The filesystem driver: a flat tree that a person can read with ``ls``.
+
+::
+
+    <root>/blobs/<algorithm>/<first two hex>/<hex>       content (manifests too)
+    <root>/repos/<name>/_manifests/<algorithm>/<hex>     holds that manifest;
+                                                         the file is its media type
+    <root>/repos/<name>/_tags/<tag>                      the digest the tag points to
+    <root>/repos/<name>/_blobs/<algorithm>/<hex>         may serve that blob (empty)
+    <root>/uploads/<id>/                                 an upload in progress
+    <root>/tmp/                                          files being written
+
+Repository folders begin with a letter or digit, so the ``_`` folders of one
+repository never collide with a nested repository (``a/_tags`` is not a name).
+Files are written under ``tmp/`` and renamed into place.
+"""
+
+import os
+import tempfile
+
+from app.reference import Digest, parse_digest
+from app.storage.base import Manifest, Storage
+from app.storage.errors import (
+    BlobNotFound,
+    DigestMismatch,
+    ManifestNotFound,
+    OutsideRoot,
+    RepositoryNotFound,
+    SizeMismatch,
+)
+
+BLOCK_SIZE = 1024 * 1024
+MANIFESTS = "_manifests"
+TAGS = "_tags"
+BLOBS = "_blobs"
+
+
+class FilesystemStorage(Storage):
+    """Storage in a directory tree rooted at ``root``."""
+
+    def __init__(self, root):
+        self.root = os.path.realpath(root)
+        for folder in ("blobs", "repos", "uploads", "tmp"):
+            os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+
+    def __repr__(self):
+        return f"FilesystemStorage({self.root!r})"
+
+    # Paths: the only place where names and digests become file names.
+
+    def _path(self, *parts):
+        """Join ``parts`` under the root; OutsideRoot if the result escapes it."""
+        path = os.path.join(self.root, *parts)
+        resolved = os.path.realpath(path)
+        if not resolved.startswith(self.root + os.sep):
+            raise OutsideRoot(detail={"path": os.path.join(*parts)})
+        return resolved
+
+    def _blob_path(self, digest):
+        return self._path("blobs", digest.algorithm, digest.hex[:2], digest.hex)
+
+    def _repository_path(self, name, *parts):
+        return self._path("repos", name, *parts)
+
+    # Atomic writes.
+
+    def _temporary_file(self):
+        """Return an open temporary file inside the root, for a later rename."""
+        return tempfile.NamedTemporaryFile(
+            dir=os.path.join(self.root, "tmp"), delete=False
+        )
+
+    def _install(self, temporary_path, path):
+        """Rename a finished temporary file into place, creating its folder."""
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.replace(temporary_path, path)
+
+    def _write_file(self, path, data):
+        with self._temporary_file() as temporary:
+            temporary.write(data)
+        self._install(temporary.name, path)
+
+    # Blobs.
+
+    def has_blob(self, digest):
+        return os.path.isfile(self._blob_path(digest))
+
+    def blob_size(self, digest):
+        try:
+            return os.stat(self._blob_path(digest)).st_size
+        except FileNotFoundError:
+            raise BlobNotFound(detail={"digest": str(digest)}) from None
+
+    def open_blob(self, digest):
+        try:
+            return open(self._blob_path(digest), "rb")
+        except FileNotFoundError:
+            raise BlobNotFound(detail={"digest": str(digest)}) from None
+
+    def read_blob(self, digest):
+        with self.open_blob(digest) as blob:
+            return blob.read()
+
+    def write_blob(self, stream, digest=None, size=None, progress=None):
+        algorithm = digest.algorithm if digest else "sha256"
+        hasher = Digest(algorithm, "").hasher()
+        written = 0
+        with self._temporary_file() as temporary:
+            for block in _blocks(stream):
+                hasher.update(block)
+                temporary.write(block)
+                written += len(block)
+                if progress:
+                    progress(len(block))
+        actual = Digest(algorithm, hasher.hexdigest())
+        try:
+            _check_content(actual, written, digest, size)
+        except Exception:
+            os.unlink(temporary.name)
+            raise
+        self._install(temporary.name, self._blob_path(actual))
+        return actual
+
+    def delete_blob(self, digest):
+        try:
+            os.unlink(self._blob_path(digest))
+        except FileNotFoundError:
+            raise BlobNotFound(detail={"digest": str(digest)}) from None
+
+    # Repositories.
+
+    def repository_exists(self, name):
+        return os.path.isdir(self._repository_path(name, MANIFESTS))
+
+    def list_repositories(self):
+        names = []
+        repos = self._path("repos")
+        for folder, subfolders, _files in os.walk(repos):
+            if MANIFESTS in subfolders:
+                names.append(os.path.relpath(folder, repos).replace(os.sep, "/"))
+            subfolders[:] = [entry for entry in subfolders if entry[0] != "_"]
+        return sorted(names)
+
+    def link_blob(self, name, digest):
+        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        if not os.path.exists(path):
+            self._write_file(path, b"")
+
+    def repository_has_blob(self, name, digest):
+        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        return os.path.isfile(path) and self.has_blob(digest)
+
+    # Manifests and tags.
+
+    def put_manifest(self, name, body, media_type):
+        digest = self.write_blob([body])
+        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        self._write_file(path, media_type.encode())
+        return digest
+
+    def get_manifest(self, name, digest):
+        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        try:
+            with open(path, "rb") as link:
+                media_type = link.read().decode()
+            body = self.read_blob(digest)
+        except (FileNotFoundError, BlobNotFound):
+            raise ManifestNotFound(detail={"digest": str(digest)}) from None
+        return Manifest(body, media_type, digest)
+
+    def tag_manifest(self, name, tag, digest):
+        self._write_file(self._repository_path(name, TAGS, tag), str(digest).encode())
+
+    def resolve_tag(self, name, tag):
+        try:
+            with open(self._repository_path(name, TAGS, tag), "rb") as link:
+                return parse_digest(link.read().decode().strip())
+        except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+            raise ManifestNotFound(detail={"tag": tag}) from None
+
+    def list_tags(self, name):
+        if not self.repository_exists(name):
+            raise RepositoryNotFound(detail={"name": name})
+        try:
+            return sorted(os.listdir(self._repository_path(name, TAGS)))
+        except FileNotFoundError:
+            return []
+
+
+def _blocks(stream):
+    """Yield the blocks of a file object, or the items of an iterable of bytes."""
+    if hasattr(stream, "read"):
+        while block := stream.read(BLOCK_SIZE):
+            yield block
+    else:
+        yield from stream
+
+
+def _check_content(actual, written, digest, size):
+    """Raise if content does not have the digest and size it was declared with."""
+    if size is not None and written != size:
+        raise SizeMismatch(detail={"expected": size, "received": written})
+    if digest is not None and actual != digest:
+        raise DigestMismatch(detail={"expected": str(digest), "actual": str(actual)})

@@ -1,0 +1,79 @@
+"""``GET``/``HEAD /v2/<name>/blobs/<digest>``: blob downloads, whole or by range."""
+
+from flask import Blueprint, Response, request
+from werkzeug.http import parse_range_header
+from werkzeug.wsgi import wrap_file
+
+from app.auth import require_access
+from app.context import get_storage
+from app.errors import BlobUnknown, RangeNotSatisfiable
+from app.reference import parse_digest, validate_name
+
+blueprint = Blueprint("blobs", __name__)
+
+BLOB_MEDIA_TYPE = "application/octet-stream"
+BLOCK_SIZE = 1024 * 1024
+
+
+@blueprint.get("/<path:name>/blobs/<digest>")
+def get_blob(name, digest):
+    """Serve a blob the repository holds, honouring a single byte range."""
+    name = validate_name(name)
+    digest = parse_digest(digest)
+    require_access("repository", name, "pull")
+
+    storage = get_storage()
+    if not storage.repository_has_blob(name, digest):
+        raise BlobUnknown(detail={"name": name, "digest": str(digest)})
+    size = storage.blob_size(digest)
+    byte_range = requested_range(size)
+
+    response = blob_response(storage.open_blob(digest), size, byte_range)
+    response.headers["Docker-Content-Digest"] = str(digest)
+    response.set_etag(str(digest))
+    return response
+
+
+def blob_response(blob, size, byte_range=None):
+    """Return a response streaming ``blob``, or ``(start, stop)`` of it."""
+    if byte_range is None:
+        response = Response(wrap_file(request.environ, blob, BLOCK_SIZE))
+        response.content_length = size
+    else:
+        start, stop = byte_range
+        blob.seek(start)
+        response = Response(read_slice(blob, stop - start), status=206)
+        response.content_length = stop - start
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    response.direct_passthrough = True
+    response.mimetype = BLOB_MEDIA_TYPE
+    response.headers["Accept-Ranges"] = "bytes"
+    return response
+
+
+def requested_range(size):
+    """Return ``(start, stop)`` of a satisfiable single Range, None for the whole.
+
+    A Range header that does not parse, or asks for several ranges, is ignored
+    as HTTP allows; one that asks only for bytes past the end is refused (416).
+    """
+    parsed = parse_range_header(request.headers.get("Range"))
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return None
+    bounds = parsed.range_for_length(size)
+    if bounds is None:
+        raise RangeNotSatisfiable(
+            detail={"size": size}, headers={"Content-Range": f"bytes */{size}"}
+        )
+    return bounds
+
+
+def read_slice(blob, length):
+    """Yield ``length`` bytes of an open file from its position, then close it."""
+    with blob:
+        while length > 0:
+            block = blob.read(min(BLOCK_SIZE, length))
+            if not block:
+                break
+            length -= len(block)
+            yield block

@@ -1,0 +1,90 @@
+"""However a request is built, it reads nothing outside the storage root."""
+
+import os
+
+import pytest
+
+from app.reference import compute_digest
+from tests.conftest import bearer, get_token, seed_image
+
+SECRET = b"outside the storage root"
+
+
+@pytest.fixture
+def secret_file(tmp_path):
+    path = tmp_path / "secret"
+    path.write_bytes(SECRET)
+    return path
+
+
+@pytest.fixture
+def headers(client):
+    token = get_token(client, "repository:a:pull", "registry:catalog:*")
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/../secret/manifests/latest",
+        "/v2/a/%2e%2e/%2e%2e/manifests/latest",
+        "/v2/a%2F..%2F..%2Fsecret/tags/list",
+        "/v2//etc/passwd/manifests/latest",
+        "/v2/a/manifests/..%2F..%2Fsecret",
+        "/v2/a/blobs/sha256:..%2F..%2F..%2Fsecret",
+        "/v2/a/manifests/%00",
+        "/v2/a%00b/tags/list",
+        "/v2/a/tags/list/../../../secret",
+        "/v2/" + "a/" * 200 + "tags/list",
+    ],
+)
+def test_crafted_paths_get_an_oci_error(client, storage, headers, path):
+    seed_image(storage, "a", "latest")
+    response = client.get(path, headers=headers)
+    assert 400 <= response.status_code < 500
+    assert response.is_json and "errors" in response.json
+    assert SECRET not in response.data
+
+
+def test_symlinked_tag_outside_the_root_is_not_followed(client, storage, secret_file):
+    seed_image(storage, "a", "latest")
+    os.symlink(secret_file, os.path.join(storage.root, "repos", "a", "_tags", "evil"))
+    response = client.get("/v2/a/manifests/evil", headers=bearer(client, "a"))
+    assert response.status_code in (400, 404)
+    assert SECRET not in response.data
+
+
+def test_symlinked_repository_outside_the_root_is_not_followed(
+    client, storage, tmp_path
+):
+    outside = tmp_path / "elsewhere"
+    seed_image(storage, "a", "latest")
+    os.rename(os.path.join(storage.root, "repos", "a"), outside)
+    os.symlink(outside, os.path.join(storage.root, "repos", "a"))
+    response = client.get("/v2/a/manifests/latest", headers=bearer(client, "a"))
+    assert response.status_code in (400, 404)
+    assert response.json["errors"]
+
+
+def test_symlinked_blob_outside_the_root_is_not_served(client, storage, secret_file):
+    image = seed_image(storage, "a", "latest")
+    blob = compute_digest(image["layers"][0])
+    path = os.path.join(storage.root, "blobs", "sha256", blob.hex[:2], blob.hex)
+    os.unlink(path)
+    os.symlink(secret_file, path)
+    response = client.get(f"/v2/a/blobs/{blob}", headers=bearer(client, "a"))
+    assert response.status_code in (400, 404)
+    assert SECRET not in response.data
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+def test_unsupported_methods_answer_in_the_oci_format(client, method):
+    response = client.open("/v2/a/manifests/latest", method=method)
+    assert response.status_code in (401, 405)
+    assert response.is_json
+
+
+def test_unknown_paths_answer_json_not_html(client):
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert response.is_json
