@@ -18,6 +18,12 @@ DEFAULTS = {
     "REGISTRY_TOKEN_EXPIRY": 300,
     # The file holding the token signing key; None means "signing.key" in the instance.
     "REGISTRY_SIGNING_KEY_FILE": None,
+    # Whether manifests, tags and blobs may be deleted through the API.
+    "REGISTRY_DELETE_ENABLED": True,
+    # Whether a mount without ``from`` links a blob held anywhere in the store.
+    "REGISTRY_AUTOMATIC_MOUNT": True,
+    # Seconds an upload may stay idle before it is swept away.
+    "REGISTRY_UPLOAD_EXPIRY": 24 * 3600,
     # Most entries a tag list or catalog page holds when the client names no ``n``.
     "REGISTRY_PAGE_SIZE": 1000,
 }

@@ -47,6 +47,11 @@ class BlobUploadInvalid(RegistryError):
     status = 400
 
 
+class UploadRangeInvalid(BlobUploadInvalid):
+    message = "chunk does not start where the upload ends"
+    status = 416
+
+
 class BlobUploadUnknown(RegistryError):
     code = "BLOB_UPLOAD_UNKNOWN"
     message = "blob upload unknown to registry"
@@ -148,6 +153,7 @@ STORAGE_ERRORS = {
     storage_errors.ManifestNotFound: ManifestUnknown,
     storage_errors.RepositoryNotFound: NameUnknown,
     storage_errors.UploadNotFound: BlobUploadUnknown,
+    storage_errors.UploadRangeMismatch: UploadRangeInvalid,
     storage_errors.DigestMismatch: DigestInvalid,
     storage_errors.SizeMismatch: SizeInvalid,
     storage_errors.OutsideRoot: NameInvalid,

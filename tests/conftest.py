@@ -20,6 +20,7 @@ def app(tmp_path):
     return create_app(
         {
             "TESTING": True,
+            "REGISTRY_ANONYMOUS_PUSH": True,
             "REGISTRY_STORAGE_ROOT": str(tmp_path / "storage"),
             "REGISTRY_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
         }

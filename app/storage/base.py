@@ -70,6 +70,10 @@ class Storage:
         """Tell whether repository ``name`` may serve the blob."""
         raise NotImplementedError
 
+    def unlink_blob(self, name, digest):
+        """Stop repository ``name`` serving a blob; BlobNotFound if it did not."""
+        raise NotImplementedError
+
     # Manifests and tags.
 
     def put_manifest(self, name, body, media_type):
@@ -90,4 +94,34 @@ class Storage:
 
     def list_tags(self, name):
         """Return the repository's tags in lexical order; RepositoryNotFound."""
+        raise NotImplementedError
+
+    # Uploads: bytes received across requests, on any worker, then committed.
+
+    def create_upload(self, name):
+        """Start an upload for repository ``name``; return its id."""
+        raise NotImplementedError
+
+    def upload_size(self, name, upload_id):
+        """Return how many bytes the upload holds; UploadNotFound if none."""
+        raise NotImplementedError
+
+    def append_upload(self, name, upload_id, stream, start=None):
+        """Append what ``stream`` yields; return the new size.
+
+        ``start``, when given, must equal the current size (UploadRangeMismatch).
+        A failure while reading leaves the upload as it was before the call.
+        """
+        raise NotImplementedError
+
+    def commit_upload(self, name, upload_id, digest):
+        """Move the upload's bytes into the store if they match ``digest``."""
+        raise NotImplementedError
+
+    def cancel_upload(self, name, upload_id):
+        """Forget an upload and its bytes."""
+        raise NotImplementedError
+
+    def expire_uploads(self, max_age):
+        """Remove uploads idle for ``max_age`` seconds; return their ids."""
         raise NotImplementedError

@@ -25,6 +25,10 @@ class UploadNotFound(StorageError):
     """No upload in progress under that id."""
 
 
+class UploadRangeMismatch(StorageError):
+    """A chunk did not start where the upload's bytes end."""
+
+
 class DigestMismatch(StorageError):
     """Content did not hash to the digest it was declared with."""
 

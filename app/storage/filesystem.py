@@ -28,6 +28,7 @@ from app.storage.errors import (
     RepositoryNotFound,
     SizeMismatch,
 )
+from app.storage.uploads import FilesystemUploads
 
 BLOCK_SIZE = 1024 * 1024
 MANIFESTS = "_manifests"
@@ -35,7 +36,7 @@ TAGS = "_tags"
 BLOBS = "_blobs"
 
 
-class FilesystemStorage(Storage):
+class FilesystemStorage(FilesystemUploads, Storage):
     """Storage in a directory tree rooted at ``root``."""
 
     def __init__(self, root):
@@ -106,18 +107,18 @@ class FilesystemStorage(Storage):
         hasher = Digest(algorithm, "").hasher()
         written = 0
         with self._temporary_file() as temporary:
-            for block in _blocks(stream):
-                hasher.update(block)
-                temporary.write(block)
-                written += len(block)
-                if progress:
-                    progress(len(block))
-        actual = Digest(algorithm, hasher.hexdigest())
-        try:
-            _check_content(actual, written, digest, size)
-        except Exception:
-            os.unlink(temporary.name)
-            raise
+            try:
+                for block in _blocks(stream):
+                    hasher.update(block)
+                    temporary.write(block)
+                    written += len(block)
+                    if progress:
+                        progress(len(block))
+                actual = Digest(algorithm, hasher.hexdigest())
+                _check_content(actual, written, digest, size)
+            except BaseException:
+                os.unlink(temporary.name)
+                raise
         self._install(temporary.name, self._blob_path(actual))
         return actual
 
@@ -149,6 +150,13 @@ class FilesystemStorage(Storage):
     def repository_has_blob(self, name, digest):
         path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
         return os.path.isfile(path) and self.has_blob(digest)
+
+    def unlink_blob(self, name, digest):
+        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            raise BlobNotFound(detail={"digest": str(digest)}) from None
 
     # Manifests and tags.
 

@@ -1,13 +1,17 @@
 """``GET``/``HEAD /v2/<name>/blobs/<digest>``: blob downloads, whole or by range."""
 
+import logging
+
 from flask import Blueprint, Response, request
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
 
 from app.auth import require_access
-from app.context import get_storage
+from app.context import get_storage, require_deletes_enabled
 from app.errors import BlobUnknown, RangeNotSatisfiable
 from app.reference import parse_digest, validate_name
+
+logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("blobs", __name__)
 
@@ -32,6 +36,20 @@ def get_blob(name, digest):
     response.headers["Docker-Content-Digest"] = str(digest)
     response.set_etag(str(digest))
     return response
+
+
+@blueprint.delete("/<path:name>/blobs/<digest>")
+def delete_blob(name, digest):
+    """Stop the repository serving a blob; the bytes go at the next collection."""
+    name = validate_name(name)
+    digest = parse_digest(digest)
+    require_access("repository", name, "delete")
+    require_deletes_enabled()
+
+    get_storage().unlink_blob(name, digest)
+
+    logger.info("blob deleted: %s %s", name, digest)
+    return Response(status=202)
 
 
 def blob_response(blob, size, byte_range=None):

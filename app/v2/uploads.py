@@ -1,5 +1,158 @@
-"""``/v2/<name>/blobs/uploads/``: blob uploads, monolithic, chunked or streamed."""
+"""``/v2/<name>/blobs/uploads/``: blob uploads, monolithic, chunked or streamed.
 
-from flask import Blueprint
+An upload is opened with POST, fed with PATCH (with ``Content-Range`` for
+chunks, or one streamed body as docker sends it), and closed with
+``PUT ?digest=``. POST with ``?digest=`` uploads a whole blob at once, and
+``?mount=<digest>&from=<repository>`` links a blob another repository holds.
+"""
+
+import logging
+import re
+
+from flask import Blueprint, Response, current_app, request
+
+from app.auth import require_access
+from app.auth.tokens import allows
+from app.context import get_storage
+from app.errors import BlobUploadInvalid, DigestInvalid, UploadRangeInvalid
+from app.reference import parse_digest, validate_name
+
+logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("uploads", __name__)
+
+CONTENT_RANGE_PATTERN = re.compile(r"(?:bytes[= ])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+@blueprint.post("/<path:name>/blobs/uploads/", strict_slashes=False)
+def start_upload(name):
+    """Open an upload, or take a whole blob, or mount one from elsewhere."""
+    name = validate_name(name)
+    grant = require_access("repository", name, "push")
+    mount = request.args.get("mount")
+    digest = request.args.get("digest")
+
+    if mount is not None:
+        mounted = mount_blob(name, parse_digest(mount), grant)
+        if mounted is not None:
+            return blob_created(name, mounted)
+    if digest is not None:
+        digest = get_storage().write_blob(request.stream, parse_digest(digest))
+        return commit_created(name, digest)
+    upload_id = get_storage().create_upload(name)
+
+    return upload_progress(name, upload_id, 0, status=202)
+
+
+@blueprint.patch("/<path:name>/blobs/uploads/<upload_id>")
+def append_upload(name, upload_id):
+    """Append a chunk (``Content-Range``) or a streamed body to an upload."""
+    name = validate_name(name)
+    require_access("repository", name, "push")
+    start = chunk_start()
+
+    size = get_storage().append_upload(name, upload_id, request.stream, start)
+
+    return upload_progress(name, upload_id, size, status=202)
+
+
+@blueprint.get("/<path:name>/blobs/uploads/<upload_id>")
+def get_upload(name, upload_id):
+    """Tell how many bytes an upload holds."""
+    name = validate_name(name)
+    require_access("repository", name, "push")
+
+    size = get_storage().upload_size(name, upload_id)
+
+    return upload_progress(name, upload_id, size, status=204)
+
+
+@blueprint.put("/<path:name>/blobs/uploads/<upload_id>")
+def finish_upload(name, upload_id):
+    """Close an upload, with an optional last chunk, if its digest matches."""
+    name = validate_name(name)
+    require_access("repository", name, "push")
+    if "digest" not in request.args:
+        raise DigestInvalid("the digest query parameter is required")
+    digest = parse_digest(request.args["digest"])
+    start = chunk_start()
+
+    storage = get_storage()
+    if start is not None or request.content_length:
+        storage.append_upload(name, upload_id, request.stream, start)
+    storage.commit_upload(name, upload_id, digest)
+
+    return commit_created(name, digest)
+
+
+@blueprint.delete("/<path:name>/blobs/uploads/<upload_id>")
+def cancel_upload(name, upload_id):
+    """Abandon an upload and its bytes."""
+    name = validate_name(name)
+    require_access("repository", name, "push")
+
+    get_storage().cancel_upload(name, upload_id)
+
+    return Response(status=204)
+
+
+def mount_blob(name, digest, grant):
+    """Link a blob from another repository; return its digest, or None if not."""
+    source = request.args.get("from")
+    storage = get_storage()
+    if source is None:
+        if not current_app.config["REGISTRY_AUTOMATIC_MOUNT"]:
+            return None
+        found = storage.has_blob(digest)
+    else:
+        source = validate_name(source)
+        readable = allows(grant, "repository", source, "pull")
+        found = readable and storage.repository_has_blob(source, digest)
+    if not found:
+        return None
+    storage.link_blob(name, digest)
+    logger.info("mounted %s into %s from %s", digest, name, source or "the store")
+    return digest
+
+
+def chunk_start():
+    """Return where a ``Content-Range`` chunk starts, or None without one."""
+    header = request.headers.get("Content-Range")
+    if header is None:
+        return None
+    match = CONTENT_RANGE_PATTERN.fullmatch(header.strip())
+    if match is None:
+        raise UploadRangeInvalid("Content-Range does not parse", {"range": header})
+    start, end = int(match[1]), int(match[2])
+    length = request.content_length
+    if end < start or (length is not None and length != end - start + 1):
+        raise BlobUploadInvalid(
+            "Content-Range and Content-Length disagree",
+            {"range": header, "length": length},
+        )
+    return start
+
+
+def commit_created(name, digest):
+    """Link a committed blob into the repository and answer 201."""
+    get_storage().link_blob(name, digest)
+    logger.info("blob committed: %s %s", name, digest)
+    return blob_created(name, digest)
+
+
+def blob_created(name, digest):
+    response = Response(status=201)
+    response.headers["Location"] = f"/v2/{name}/blobs/{digest}"
+    response.headers["Docker-Content-Digest"] = str(digest)
+    response.content_length = 0
+    return response
+
+
+def upload_progress(name, upload_id, size, status):
+    """Answer with where the upload lives and the range of bytes it holds."""
+    response = Response(status=status)
+    response.headers["Location"] = f"/v2/{name}/blobs/uploads/{upload_id}"
+    response.headers["Docker-Upload-UUID"] = upload_id
+    response.headers["Range"] = f"0-{max(size - 1, 0)}"
+    response.content_length = 0
+    return response

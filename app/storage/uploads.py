@@ -1,0 +1,180 @@
+"""Uploads in progress, kept on disk so any worker can take the next request.
+
+::
+
+    <root>/uploads/<id>/data    the bytes received so far
+    <root>/uploads/<id>/info    JSON: the repository the upload is for
+    <root>/uploads/<id>/lock    held (flock) while a request appends or commits
+
+Each worker remembers the running hash of uploads it appended to, so the
+common case (one client streaming to one worker) hashes every byte once; when
+a chunk lands elsewhere the hash is recomputed from ``data`` at commit time.
+"""
+
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from contextlib import contextmanager
+
+from app.reference import Digest
+from app.storage.errors import DigestMismatch, UploadNotFound, UploadRangeMismatch
+
+BLOCK_SIZE = 1024 * 1024
+HASH_ALGORITHM = "sha256"
+REMEMBERED_HASHES = 128
+
+
+class RunningHashes:
+    """A small per-process memory of ``upload id -> (size hashed, hasher)``."""
+
+    def __init__(self):
+        self.entries = OrderedDict()
+        self.lock = threading.Lock()
+
+    def take(self, upload_id, size):
+        """Return the hasher that has seen exactly ``size`` bytes, or None."""
+        with self.lock:
+            entry = self.entries.pop(upload_id, None)
+        if entry is None and size == 0:
+            return Digest(HASH_ALGORITHM, "").hasher()
+        if entry is not None and entry[0] == size:
+            return entry[1]
+        return None
+
+    def keep(self, upload_id, size, hasher):
+        with self.lock:
+            self.entries[upload_id] = (size, hasher)
+            while len(self.entries) > REMEMBERED_HASHES:
+                self.entries.popitem(last=False)
+
+
+class FilesystemUploads:
+    """The upload half of the filesystem driver (mixed into FilesystemStorage)."""
+
+    running_hashes = RunningHashes()
+
+    def _upload_path(self, upload_id, *parts):
+        try:
+            upload_id = str(uuid.UUID(upload_id))
+        except (ValueError, TypeError, AttributeError):
+            raise UploadNotFound(detail={"upload": upload_id}) from None
+        return self._path("uploads", upload_id, *parts)
+
+    def create_upload(self, name):
+        upload_id = str(uuid.uuid4())
+        with self._temporary_file() as temporary:
+            temporary.write(json.dumps({"name": name}).encode())
+        folder = self._upload_path(upload_id)
+        os.makedirs(folder)
+        open(os.path.join(folder, "data"), "wb").close()
+        os.replace(temporary.name, os.path.join(folder, "info"))
+        return upload_id
+
+    def upload_size(self, name, upload_id):
+        self._check_upload(name, upload_id)
+        try:
+            return os.stat(self._upload_path(upload_id, "data")).st_size
+        except FileNotFoundError:
+            raise UploadNotFound(detail={"upload": upload_id}) from None
+
+    def append_upload(self, name, upload_id, stream, start=None):
+        with self._locked_upload(name, upload_id):
+            data_path = self._upload_path(upload_id, "data")
+            size = os.stat(data_path).st_size
+            if start is not None and start != size:
+                raise UploadRangeMismatch(detail={"expected": size, "received": start})
+            hasher = self.running_hashes.take(upload_id, size)
+            size = _append(data_path, stream, size, hasher)
+            if hasher is not None:
+                self.running_hashes.keep(upload_id, size, hasher)
+            return size
+
+    def commit_upload(self, name, upload_id, digest):
+        with self._locked_upload(name, upload_id):
+            data_path = self._upload_path(upload_id, "data")
+            actual = self._hash_upload(upload_id, data_path, digest.algorithm)
+            if actual != digest:
+                raise DigestMismatch(
+                    detail={"expected": str(digest), "actual": str(actual)}
+                )
+            self._install(data_path, self._blob_path(actual))
+            shutil.rmtree(self._upload_path(upload_id), ignore_errors=True)
+        return actual
+
+    def cancel_upload(self, name, upload_id):
+        with self._locked_upload(name, upload_id):
+            shutil.rmtree(self._upload_path(upload_id), ignore_errors=True)
+
+    def expire_uploads(self, max_age):
+        expired = []
+        cutoff = time.time() - max_age
+        for entry in os.scandir(self._path("uploads")):
+            if _last_activity(entry.path) < cutoff:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                expired.append(entry.name)
+        for entry in os.scandir(self._path("tmp")):
+            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+        return expired
+
+    def _check_upload(self, name, upload_id):
+        """Raise UploadNotFound unless the upload exists and is for ``name``."""
+        try:
+            with open(self._upload_path(upload_id, "info"), "rb") as info:
+                owner = json.load(info).get("name")
+        except (FileNotFoundError, ValueError):
+            raise UploadNotFound(detail={"upload": upload_id}) from None
+        if owner != name:
+            raise UploadNotFound(detail={"upload": upload_id})
+
+    @contextmanager
+    def _locked_upload(self, name, upload_id):
+        """Hold the upload's lock; UploadNotFound if the upload is gone."""
+        self._check_upload(name, upload_id)
+        try:
+            with open(self._upload_path(upload_id, "lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not os.path.exists(self._upload_path(upload_id, "data")):
+                    raise FileNotFoundError(upload_id)
+                yield
+        except FileNotFoundError:
+            raise UploadNotFound(detail={"upload": upload_id}) from None
+
+    def _hash_upload(self, upload_id, data_path, algorithm):
+        """Return the Digest of an upload's bytes, from memory when possible."""
+        size = os.stat(data_path).st_size
+        hasher = self.running_hashes.take(upload_id, size)
+        if hasher is None or hasher.name != algorithm:
+            hasher = Digest(algorithm, "").hasher()
+            with open(data_path, "rb") as data:
+                while block := data.read(BLOCK_SIZE):
+                    hasher.update(block)
+        return Digest(algorithm, hasher.hexdigest())
+
+
+def _append(data_path, stream, size, hasher):
+    """Append a stream to the upload's data; on any failure, cut back to ``size``."""
+    with open(data_path, "r+b") as data:
+        data.seek(size)
+        try:
+            while block := stream.read(BLOCK_SIZE):
+                data.write(block)
+                if hasher is not None:
+                    hasher.update(block)
+        except BaseException:
+            data.truncate(size)
+            raise
+        return data.tell()
+
+
+def _last_activity(folder):
+    """Return the newest modification time of anything in an upload's folder."""
+    times = [os.stat(folder).st_mtime]
+    for entry in os.scandir(folder):
+        times.append(entry.stat(follow_symlinks=False).st_mtime)
+    return max(times)
