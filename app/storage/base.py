@@ -76,8 +76,24 @@ class Storage:
 
     # Manifests and tags.
 
-    def put_manifest(self, name, body, media_type):
-        """Store a manifest's bytes in repository ``name``; return its Digest."""
+    def put_manifest(self, name, body, media_type, digest=None):
+        """Store a manifest's bytes in repository ``name``; return its Digest.
+
+        With ``digest``, the bytes are stored under its algorithm and must match
+        it (DigestMismatch); without, they are hashed with sha256.
+        """
+        raise NotImplementedError
+
+    def has_manifest(self, name, digest):
+        """Tell whether repository ``name`` holds the manifest with this digest."""
+        raise NotImplementedError
+
+    def delete_manifest(self, name, digest):
+        """Remove a manifest from the repository; ManifestNotFound if absent.
+
+        Tags and referrer records are left to the caller; the bytes stay in the
+        store for garbage collection.
+        """
         raise NotImplementedError
 
     def get_manifest(self, name, digest):
@@ -94,6 +110,35 @@ class Storage:
 
     def list_tags(self, name):
         """Return the repository's tags in lexical order; RepositoryNotFound."""
+        raise NotImplementedError
+
+    def find_tags(self, name, digest):
+        """Return the tags that point to ``digest``, in lexical order."""
+        raise NotImplementedError
+
+    def delete_tag(self, name, tag):
+        """Remove a tag, leaving its manifest; ManifestNotFound if no such tag."""
+        raise NotImplementedError
+
+    def untag_manifest(self, name, digest):
+        """Remove every tag that points to ``digest``; return the removed tags."""
+        raise NotImplementedError
+
+    # Referrers: manifests that name another manifest as their ``subject``.
+
+    def add_referrer(self, name, subject, descriptor):
+        """Record ``descriptor`` (a dict with ``digest``) as a referrer of ``subject``.
+
+        Recording the same referrer again replaces the earlier record.
+        """
+        raise NotImplementedError
+
+    def list_referrers(self, name, subject):
+        """Return the descriptors recorded for ``subject``, ordered by digest."""
+        raise NotImplementedError
+
+    def remove_referrer(self, name, subject, digest):
+        """Forget that manifest ``digest`` refers to ``subject``; tell if it did."""
         raise NotImplementedError
 
     # Uploads: bytes received across requests, on any worker, then committed.

@@ -7,6 +7,9 @@
                                                          the file is its media type
     <root>/repos/<name>/_tags/<tag>                      the digest the tag points to
     <root>/repos/<name>/_blobs/<algorithm>/<hex>         may serve that blob (empty)
+    <root>/repos/<name>/_referrers/<algorithm>/<hex>/    manifests whose subject is
+        .../<algorithm>-<referrer hex>                   that digest, one JSON
+                                                         descriptor each
     <root>/uploads/<id>/                                 an upload in progress
     <root>/tmp/                                          files being written
 
@@ -15,6 +18,7 @@ repository never collide with a nested repository (``a/_tags`` is not a name).
 Files are written under ``tmp/`` and renamed into place.
 """
 
+import json
 import os
 import tempfile
 
@@ -34,6 +38,7 @@ BLOCK_SIZE = 1024 * 1024
 MANIFESTS = "_manifests"
 TAGS = "_tags"
 BLOBS = "_blobs"
+REFERRERS = "_referrers"
 
 
 class FilesystemStorage(FilesystemUploads, Storage):
@@ -160,8 +165,8 @@ class FilesystemStorage(FilesystemUploads, Storage):
 
     # Manifests and tags.
 
-    def put_manifest(self, name, body, media_type):
-        digest = self.write_blob([body])
+    def put_manifest(self, name, body, media_type, digest=None):
+        digest = self.write_blob([body], digest)
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
         self._write_file(path, media_type.encode())
         return digest
@@ -175,6 +180,17 @@ class FilesystemStorage(FilesystemUploads, Storage):
         except (FileNotFoundError, BlobNotFound):
             raise ManifestNotFound(detail={"digest": str(digest)}) from None
         return Manifest(body, media_type, digest)
+
+    def has_manifest(self, name, digest):
+        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        return os.path.isfile(path) and self.has_blob(digest)
+
+    def delete_manifest(self, name, digest):
+        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            raise ManifestNotFound(detail={"digest": str(digest)}) from None
 
     def tag_manifest(self, name, tag, digest):
         self._write_file(self._repository_path(name, TAGS, tag), str(digest).encode())
@@ -193,6 +209,71 @@ class FilesystemStorage(FilesystemUploads, Storage):
             return sorted(os.listdir(self._repository_path(name, TAGS)))
         except FileNotFoundError:
             return []
+
+    def find_tags(self, name, digest):
+        tags = []
+        for tag in _list_folder(self._repository_path(name, TAGS)):
+            try:
+                if self.resolve_tag(name, tag) == digest:
+                    tags.append(tag)
+            except ManifestNotFound:
+                continue  # removed by another request since the listing
+        return tags
+
+    def delete_tag(self, name, tag):
+        try:
+            os.unlink(self._repository_path(name, TAGS, tag))
+        except FileNotFoundError:
+            raise ManifestNotFound(detail={"tag": tag}) from None
+
+    def untag_manifest(self, name, digest):
+        removed = []
+        for tag in self.find_tags(name, digest):
+            try:
+                self.delete_tag(name, tag)
+            except ManifestNotFound:
+                continue
+            removed.append(tag)
+        return removed
+
+    # Referrers.
+
+    def _referrers_path(self, name, subject, *parts):
+        return self._repository_path(
+            name, REFERRERS, subject.algorithm, subject.hex, *parts
+        )
+
+    def add_referrer(self, name, subject, descriptor):
+        digest = parse_digest(descriptor["digest"])
+        path = self._referrers_path(name, subject, f"{digest.algorithm}-{digest.hex}")
+        self._write_file(path, json.dumps(descriptor, sort_keys=True).encode())
+
+    def list_referrers(self, name, subject):
+        descriptors = []
+        folder = self._referrers_path(name, subject)
+        for entry in _list_folder(folder):
+            try:
+                with open(os.path.join(folder, entry), "rb") as record:
+                    descriptors.append(json.load(record))
+            except FileNotFoundError:
+                continue  # removed by another request since the listing
+        return descriptors
+
+    def remove_referrer(self, name, subject, digest):
+        entry = f"{digest.algorithm}-{digest.hex}"
+        try:
+            os.unlink(self._referrers_path(name, subject, entry))
+        except FileNotFoundError:
+            return False
+        return True
+
+
+def _list_folder(folder):
+    """Return the sorted entries of a folder; none if it does not exist."""
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
 
 
 def _blocks(stream):
