@@ -26,6 +26,8 @@ DEFAULTS = {
     "REGISTRY_UPLOAD_EXPIRY": 24 * 3600,
     # Most entries a tag list or catalog page holds when the client names no ``n``.
     "REGISTRY_PAGE_SIZE": 1000,
+    # Largest manifest body, in bytes, a push may carry (413 beyond it).
+    "REGISTRY_MANIFEST_MAX_SIZE": 4 * 1024 * 1024,
 }
 
 TRUE_WORDS = {"1", "true", "yes", "on"}

@@ -80,6 +80,11 @@ class TagInvalid(ManifestInvalid):
     message = "tag is not valid"
 
 
+class ManifestTooLarge(ManifestInvalid):
+    message = "manifest is larger than this registry accepts"
+    status = 413
+
+
 class ManifestUnknown(RegistryError):
     code = "MANIFEST_UNKNOWN"
     message = "manifest unknown to registry"

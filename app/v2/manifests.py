@@ -1,13 +1,58 @@
-"""``GET``/``HEAD /v2/<name>/manifests/<reference>``: manifests by tag or digest."""
+"""``/v2/<name>/manifests/<reference>``: pull and push manifests.
 
-from flask import Blueprint, Response
+A pushed manifest is stored byte for byte once the repository holds every blob
+and child manifest it references. A manifest with a ``subject`` is recorded as
+a referrer of that digest, which need not exist yet.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, current_app, request
 
 from app.auth import require_access
 from app.context import get_storage
-from app.errors import NameUnknown
-from app.reference import Digest, parse_reference, validate_name
+from app.errors import (
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestTooLarge,
+    NameUnknown,
+)
+from app.reference import (
+    Digest,
+    compute_digest,
+    parse_digest,
+    parse_reference,
+    validate_name,
+)
+
+logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("manifests", __name__)
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+
+# Manifests that name a config and layers, and indexes that name child manifests.
+IMAGE_MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class ManifestContent:
+    """What a pushed manifest declares: its type, what it references, its subject."""
+
+    media_type: str
+    blobs: tuple
+    manifests: tuple
+    subject: Digest | None
+    artifact_type: str | None
+    annotations: dict | None
 
 
 @blueprint.get("/<path:name>/manifests/<reference>")
@@ -34,4 +79,202 @@ def get_manifest(name, reference):
     response.headers["Content-Type"] = manifest.media_type
     response.headers["Docker-Content-Digest"] = str(manifest.digest)
     response.set_etag(str(manifest.digest))
+    return response
+
+
+@blueprint.put("/<path:name>/manifests/<reference>")
+def put_manifest(name, reference):
+    """Store a manifest under its digest, and point the tag at it if one is named."""
+    name = validate_name(name)
+    reference = parse_reference(reference)
+    require_access("repository", name, "push")
+
+    body = read_manifest_body()
+    digest = manifest_digest(body, reference)
+    content = parse_manifest(body, request.mimetype)
+    storage = get_storage()
+    check_references(storage, name, content)
+
+    store_manifest(storage, name, body, content, digest)
+    if not isinstance(reference, Digest):
+        storage.tag_manifest(name, reference, digest)
+        logger.info("manifest tagged: %s:%s %s", name, reference, digest)
+
+    return manifest_created(name, digest, content.subject)
+
+
+# Reading and checking a pushed manifest.
+
+
+def read_manifest_body():
+    """Return the request body, refusing one past the configured size limit."""
+    limit = current_app.config["REGISTRY_MANIFEST_MAX_SIZE"]
+    length = request.content_length
+    if length is not None and length > limit:
+        raise ManifestTooLarge(detail={"limit": limit, "size": length})
+    body = read_at_most(request.stream, limit + 1)
+    if len(body) > limit:
+        raise ManifestTooLarge(detail={"limit": limit})
+    return body
+
+
+def read_at_most(stream, count):
+    """Return what ``stream`` yields, stopping after ``count`` bytes."""
+    blocks = []
+    while count > 0 and (block := stream.read(count)):
+        blocks.append(block)
+        count -= len(block)
+    return b"".join(blocks)
+
+
+def manifest_digest(body, reference):
+    """Return the body's digest, in the algorithm of a digest reference."""
+    if not isinstance(reference, Digest):
+        return compute_digest(body)
+    digest = compute_digest(body, reference.algorithm)
+    if digest != reference:
+        raise DigestInvalid(
+            "manifest does not match the digest it was pushed to",
+            {"expected": str(reference), "actual": str(digest)},
+        )
+    return digest
+
+
+def parse_manifest(body, content_type):
+    """Return what a pushed manifest declares, or raise ManifestInvalid."""
+    document = load_document(body)
+    media_type = manifest_media_type(document, content_type)
+    if document.get("schemaVersion") != SCHEMA_VERSION:
+        raise ManifestInvalid(
+            "schemaVersion must be 2", {"schemaVersion": document.get("schemaVersion")}
+        )
+    if media_type in INDEX_TYPES:
+        blobs = ()
+        manifests = descriptor_list(document, "manifests")
+    else:
+        blobs = (descriptor_digest(document.get("config"), "config"),)
+        blobs += descriptor_list(document, "layers")
+        manifests = ()
+    return ManifestContent(
+        media_type,
+        blobs,
+        manifests,
+        subject_digest(document),
+        referrer_artifact_type(document, media_type),
+        optional_field(document, "annotations", dict),
+    )
+
+
+def load_document(body):
+    """Return the manifest's JSON object, or raise ManifestInvalid."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        raise ManifestInvalid("manifest is not JSON") from None
+    if not isinstance(document, dict):
+        raise ManifestInvalid("manifest is not a JSON object")
+    return document
+
+
+def manifest_media_type(document, content_type):
+    """Return the media type that the body and the Content-Type agree on."""
+    declared = optional_field(document, "mediaType", str)
+    if declared and content_type and declared != content_type:
+        raise ManifestInvalid(
+            "Content-Type does not match the manifest's mediaType",
+            {"mediaType": declared, "contentType": content_type},
+        )
+    media_type = declared or content_type
+    if media_type not in IMAGE_MANIFEST_TYPES | INDEX_TYPES:
+        raise ManifestInvalid(
+            "unsupported manifest media type", {"mediaType": media_type}
+        )
+    return media_type
+
+
+def optional_field(document, field, kind):
+    """Return ``document[field]`` if present, checking that it is of ``kind``."""
+    value = document.get(field)
+    if value is not None and not isinstance(value, kind):
+        raise ManifestInvalid(f"{field} has the wrong type", {"field": field})
+    return value
+
+
+def descriptor_list(document, field):
+    """Return the digests of a required (possibly empty) list of descriptors."""
+    descriptors = document.get(field)
+    if not isinstance(descriptors, list):
+        raise ManifestInvalid(f"{field} must be a list of descriptors")
+    return tuple(descriptor_digest(item, field) for item in descriptors)
+
+
+def descriptor_digest(descriptor, field):
+    """Return the Digest a descriptor names, or raise ManifestInvalid."""
+    if not isinstance(descriptor, dict) or not isinstance(
+        descriptor.get("digest"), str
+    ):
+        raise ManifestInvalid("malformed descriptor", {"field": field})
+    try:
+        return parse_digest(descriptor["digest"])
+    except DigestInvalid:
+        detail = {"field": field, "digest": descriptor["digest"]}
+        raise ManifestInvalid("malformed descriptor digest", detail) from None
+
+
+def subject_digest(document):
+    """Return the Digest of the manifest's subject, or None without one."""
+    if document.get("subject") is None:
+        return None
+    return descriptor_digest(document["subject"], "subject")
+
+
+def referrer_artifact_type(document, media_type):
+    """Return the type a referrer is listed with: artifactType, else config's type."""
+    artifact_type = optional_field(document, "artifactType", str)
+    if artifact_type or media_type in INDEX_TYPES:
+        return artifact_type
+    return optional_field(document["config"], "mediaType", str)
+
+
+def check_references(storage, name, content):
+    """Raise ManifestBlobUnknown unless the repository holds all it references."""
+    for digest in content.blobs:
+        if not storage.repository_has_blob(name, digest):
+            raise ManifestBlobUnknown(detail={"digest": str(digest)})
+    for digest in content.manifests:
+        if not storage.has_manifest(name, digest):
+            raise ManifestBlobUnknown(detail={"digest": str(digest)})
+
+
+# Storing.
+
+
+def store_manifest(storage, name, body, content, digest):
+    """Store the manifest's bytes, then record it as a referrer of its subject."""
+    storage.put_manifest(name, body, content.media_type, digest)
+    logger.info("manifest stored: %s %s", name, digest)
+    if content.subject is not None:
+        descriptor = referrer_descriptor(content, digest, len(body))
+        storage.add_referrer(name, content.subject, descriptor)
+        logger.info("referrer added: %s %s -> %s", name, digest, content.subject)
+
+
+def referrer_descriptor(content, digest, size):
+    """Return the descriptor the referrers list shows for a manifest."""
+    descriptor = {"mediaType": content.media_type, "digest": str(digest), "size": size}
+    if content.artifact_type:
+        descriptor["artifactType"] = content.artifact_type
+    if content.annotations:
+        descriptor["annotations"] = content.annotations
+    return descriptor
+
+
+def manifest_created(name, digest, subject):
+    """Answer 201 with where the manifest lives and, if it has one, its subject."""
+    response = Response(status=201)
+    response.headers["Location"] = f"/v2/{name}/manifests/{digest}"
+    response.headers["Docker-Content-Digest"] = str(digest)
+    if subject is not None:
+        response.headers["OCI-Subject"] = str(subject)
+    response.content_length = 0
     return response
