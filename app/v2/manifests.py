@@ -1,4 +1,4 @@
-"""``/v2/<name>/manifests/<reference>``: pull and push manifests.
+"""``/v2/<name>/manifests/<reference>``: pull, push and delete manifests.
 
 A pushed manifest is stored byte for byte once the repository holds every blob
 and child manifest it references. A manifest with a ``subject`` is recorded as
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, current_app, request
 
 from app.auth import require_access
-from app.context import get_storage
+from app.context import get_storage, require_deletes_enabled
 from app.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -101,6 +101,28 @@ def put_manifest(name, reference):
         logger.info("manifest tagged: %s:%s %s", name, reference, digest)
 
     return manifest_created(name, digest, content.subject)
+
+
+@blueprint.delete("/<path:name>/manifests/<reference>")
+def delete_manifest(name, reference):
+    """Delete a manifest by digest, with its tags and referrer record, or one tag."""
+    name = validate_name(name)
+    reference = parse_reference(reference)
+    require_access("repository", name, "delete")
+    require_deletes_enabled()
+
+    storage = get_storage()
+    if not storage.repository_exists(name):
+        raise NameUnknown(detail={"name": name})
+    if isinstance(reference, Digest):
+        remove_manifest(storage, name, reference)
+    else:
+        storage.delete_tag(name, reference)
+        logger.info("tag deleted: %s:%s", name, reference)
+
+    response = Response(status=202)
+    response.content_length = 0
+    return response
 
 
 # Reading and checking a pushed manifest.
@@ -246,7 +268,7 @@ def check_references(storage, name, content):
             raise ManifestBlobUnknown(detail={"digest": str(digest)})
 
 
-# Storing.
+# Storing and removing.
 
 
 def store_manifest(storage, name, body, content, digest):
@@ -267,6 +289,27 @@ def referrer_descriptor(content, digest, size):
     if content.annotations:
         descriptor["annotations"] = content.annotations
     return descriptor
+
+
+def remove_manifest(storage, name, digest):
+    """Remove a manifest, every tag pointing at it, and its referrer record."""
+    manifest = storage.get_manifest(name, digest)
+    subject = stored_subject(manifest.body)
+
+    for tag in storage.untag_manifest(name, digest):
+        logger.info("tag deleted: %s:%s", name, tag)
+    if subject is not None and storage.remove_referrer(name, subject, digest):
+        logger.info("referrer removed: %s %s -> %s", name, digest, subject)
+    storage.delete_manifest(name, digest)
+    logger.info("manifest deleted: %s %s", name, digest)
+
+
+def stored_subject(body):
+    """Return the subject Digest of stored manifest bytes, None if they name none."""
+    try:
+        return subject_digest(load_document(body))
+    except ManifestInvalid:
+        return None
 
 
 def manifest_created(name, digest, subject):
