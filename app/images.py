@@ -1,0 +1,801 @@
+"""Import of ``docker save`` tarballs and OCI image layouts into storage.
+
+What a source is, is told by what it holds:
+
+- ``manifest.json``: a ``docker save`` tarball (or its unpacked folder). Layers
+  are plain tars, at ``<id>/layer.tar`` or, from Docker 25, ``blobs/sha256/<hex>``;
+  each is stored gzip-compressed (deterministically, so a second import gives the
+  same digests) under a Docker v2 schema 2 manifest. The config is kept byte for
+  byte, so the image id does not change.
+- ``oci-layout``: an OCI image layout, as a folder or a tar (``oci:`` and
+  ``oci-archive:`` in skopeo). Blobs and manifests are stored as they are; an
+  index comes with every child manifest it lists.
+
+An import reads and checks everything the archive declares before it writes,
+verifies each blob against its digest while it streams into storage, and then
+makes the result visible: blob links, manifests (children before parents), tags
+last. An archive that fails a check leaves no tag, manifest or link behind; blobs
+that passed before it stay in the store, unreferenced.
+"""
+
+import contextlib
+import json
+import logging
+import os
+import posixpath
+import re
+import sys
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+
+import click
+
+from app.errors import RegistryError
+from app.reference import (
+    Digest,
+    compute_digest,
+    parse_digest,
+    validate_name,
+    validate_tag,
+)
+from app.storage.errors import DigestMismatch, SizeMismatch
+from app.v2.manifests import (
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    SCHEMA_VERSION,
+    parse_manifest,
+    store_manifest,
+)
+
+logger = logging.getLogger(__name__)
+
+DOCKER_ARCHIVE_MANIFEST = "manifest.json"
+OCI_LAYOUT_FILE = "oci-layout"
+OCI_INDEX_FILE = "index.json"
+OCI_LAYOUT_MAJOR_VERSION = "1."
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
+IMAGE_NAME_ANNOTATION = "io.containerd.image.name"
+DEFAULT_TAG = "latest"
+
+BLOCK_SIZE = 1024 * 1024
+# JSON files are read whole; anything larger is not metadata.
+MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
+# zlib with a gzip wrapper writes mtime 0 and no file name: the same layer always
+# compresses to the same bytes with the same zlib.
+GZIP_LEVEL = 6
+GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+MAX_LINK_HOPS = 8
+# Files of an archive named after their content: blobs/<algorithm>/<hex>, and
+# the config of the old docker-save layout, <hex>.json.
+BLOB_PATH = re.compile(r"blobs/([a-z0-9]+)/([a-f0-9]+)")
+LEGACY_CONFIG_PATH = re.compile(r"([a-f0-9]{64})\.json")
+# Errors of a tar or gzip stream that ends early or holds garbage.
+DAMAGED_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error)
+NAME_RULE = "lowercase letters and digits, separated by '.', '_', '-' or '/'"
+TAG_RULE = "up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+
+
+class ImageImportError(Exception):
+    """An archive that cannot be imported; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class ImportedImage:
+    """An image the import made visible under ``name:tag``."""
+
+    name: str
+    tag: str
+    digest: Digest
+    media_type: str
+
+
+def import_image(storage, source, target=None, progress=False):
+    """Import the images of a docker-save tarball or OCI layout; return them."""
+    wanted = None if target is None else _parse_reference(target, "target")
+    try:
+        with _open_source(source) as archive:
+            importer = _find_importer(archive, source)
+            imported = importer(storage, archive, wanted, progress)
+    except DAMAGED_ARCHIVE_ERRORS as error:
+        reason = " ".join(str(error).split())
+        message = f"{source} is truncated or damaged ({reason})"
+        raise ImageImportError(message) from None
+    except OSError as error:
+        raise ImageImportError(f"cannot import {source}: {error}") from None
+    for image in imported:
+        logger.info("image imported: %s:%s %s", image.name, image.tag, image.digest)
+    return imported
+
+
+def _find_importer(archive, source):
+    """Return the function that imports what ``archive`` holds."""
+    if archive.exists(DOCKER_ARCHIVE_MANIFEST):
+        return _import_docker_archive
+    if archive.exists(OCI_LAYOUT_FILE):
+        return _import_oci_layout
+    raise ImageImportError(
+        f"{source} holds neither manifest.json (docker save) nor oci-layout"
+        " (OCI layout); is it complete?"
+    )
+
+
+# Names: what the target and the archive call an image.
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """A repository name and tag; the name is None if the archive gives a tag only."""
+
+    name: str | None
+    tag: str
+
+    def __str__(self):
+        return self.tag if self.name is None else f"{self.name}:{self.tag}"
+
+
+def _parse_reference(text, origin):
+    """Return the name and tag ``[HOST/]NAME[:TAG]`` spells, without the host."""
+    name, tag = _split_tag(text)
+    name = _strip_host(name)
+    return _Reference(_check_name(name, origin), _check_tag(tag, origin))
+
+
+def _split_tag(text):
+    """Split ``NAME[:TAG]`` at the tag's colon; no tag means ``latest``."""
+    name, colon, tag = text.rpartition(":")
+    if not colon or "/" in tag:
+        return text, DEFAULT_TAG
+    return name, tag
+
+
+def _strip_host(name):
+    """Drop a leading registry host (``docker.io/``, ``localhost:5000/``)."""
+    first, slash, rest = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return rest
+    return name
+
+
+def _check_name(name, origin):
+    """Return a valid repository name, or say in one line why it is not."""
+    try:
+        return validate_name(name)
+    except RegistryError:
+        message = f"{origin}: {name!r} is not a valid repository name ({NAME_RULE})"
+        raise ImageImportError(message) from None
+
+
+def _check_tag(tag, origin):
+    """Return a valid tag, or say in one line why it is not."""
+    try:
+        return validate_tag(tag)
+    except RegistryError:
+        message = f"{origin}: {tag!r} is not a valid tag ({TAG_RULE})"
+        raise ImageImportError(message) from None
+
+
+# Choosing what to import.
+
+
+def _select(items, wanted):
+    """Return (item, references) pairs: every named item, or the target's one."""
+    if not items:
+        raise ImageImportError("the archive holds no images")
+    if wanted is None:
+        return [(item, _named_references(item)) for item in items]
+    if len(items) == 1:
+        return [(items[0], (wanted,))]
+    return [(_match_target(items, wanted), (wanted,))]
+
+
+def _named_references(item):
+    """Return an item's references, all of which must carry a repository name."""
+    if not item.references or any(ref.name is None for ref in item.references):
+        raise ImageImportError(
+            f"the archive gives no repository name for {item.label};"
+            " give a target NAME:TAG"
+        )
+    return item.references
+
+
+def _match_target(items, wanted):
+    """Return the one item named like ``wanted``, or the one with its tag."""
+    matches = [item for item in items if wanted in item.references]
+    if not matches:
+        matches = [item for item in items if _has_tag(item, wanted.tag)]
+    if len(matches) == 1:
+        return matches[0]
+    held = ", ".join(item.label for item in items)
+    if matches:
+        found = f"{len(matches)} images in the archive match"
+    else:
+        found = "no image in the archive matches"
+    raise ImageImportError(f"{found} target {wanted}; it holds: {held}")
+
+
+def _has_tag(item, tag):
+    """Tell whether one of the item's references has this tag."""
+    return any(ref.tag == tag for ref in item.references)
+
+
+# Publishing: what makes stored blobs visible, in an order that is safe.
+
+
+@dataclass(frozen=True)
+class _StoredImage:
+    """An image whose blobs are stored, not yet visible in any repository."""
+
+    blobs: tuple
+    manifests: tuple  # (body, ManifestContent, Digest); children before parents
+    references: tuple
+
+
+def _publish(storage, images):
+    """Link blobs, then put manifests, then set tags; return what was imported."""
+    for image in images:
+        for name in _names(image):
+            for digest in image.blobs:
+                storage.link_blob(name, digest)
+    for image in images:
+        for name in _names(image):
+            for body, content, digest in image.manifests:
+                store_manifest(storage, name, body, content, digest)
+    return [_tag(storage, image, ref) for image in images for ref in image.references]
+
+
+def _names(image):
+    """Return the distinct repository names an image goes to."""
+    return dict.fromkeys(ref.name for ref in image.references)
+
+
+def _tag(storage, image, reference):
+    """Point ``reference`` at the image's top manifest; return the ImportedImage."""
+    _body, content, digest = image.manifests[-1]
+    storage.tag_manifest(reference.name, reference.tag, digest)
+    return ImportedImage(reference.name, reference.tag, digest, content.media_type)
+
+
+def _parse_manifest(body, media_type, digest):
+    """Return what a manifest declares, as a push would check it."""
+    try:
+        return parse_manifest(body, media_type)
+    except RegistryError as error:
+        message = f"manifest {digest} is not valid: {error.message}"
+        raise ImageImportError(message) from None
+
+
+# Progress.
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled, total):
+    """Yield a callable that advances a bar on stderr by a count of bytes."""
+    if not enabled:
+        yield _ignore_progress
+        return
+    bar = click.progressbar(length=max(total, 1), label="Importing", file=sys.stderr)
+    with bar:
+        yield bar.update
+
+
+def _ignore_progress(count):
+    """Take a progress report and do nothing with it."""
+
+
+def _read_blocks(stream, advance):
+    """Yield a file's blocks, reporting each one's size to ``advance``."""
+    while block := stream.read(BLOCK_SIZE):
+        advance(len(block))
+        yield block
+
+
+# Sources: a tar (plain or compressed) or a folder, read by member path.
+
+
+@contextlib.contextmanager
+def _open_source(source):
+    """Yield the archive at ``source``: a folder, or a tar of any compression."""
+    if os.path.isdir(source):
+        yield _Folder(source)
+        return
+    if not os.path.exists(source):
+        raise ImageImportError(f"no such file or folder: {source}")
+    with _open_tar(source) as tar:
+        yield _Tarball(tar)
+
+
+def _open_tar(source):
+    """Open a tar of any compression, or say that ``source`` is not one."""
+    try:
+        return tarfile.open(source, "r:*")
+    except tarfile.ReadError:
+        message = f"{source} is neither an image folder nor a readable tar archive"
+        raise ImageImportError(message) from None
+
+
+def _member_path(name):
+    """Return the normalized path of an archive member, refusing escapes."""
+    path = posixpath.normpath(name)
+    if path.startswith(("/", "../")) or path in (".", ".."):
+        raise ImageImportError(f"the archive names an unsafe path: {name!r}")
+    return path
+
+
+class _Folder:
+    """The files of a folder: an OCI layout, or an unpacked docker-save tarball."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def exists(self, path):
+        """Tell whether the folder holds a file at ``path``."""
+        return os.path.isfile(self._path(path))
+
+    def size(self, path):
+        """Return the size of the file at ``path``."""
+        if not self.exists(path):
+            raise ImageImportError(f"the folder has no {path}")
+        return os.path.getsize(self._path(path))
+
+    def open(self, path):
+        """Return the file at ``path``, open for binary reading."""
+        self.size(path)
+        return open(self._path(path), "rb")
+
+    def _path(self, path):
+        return os.path.join(self.root, *_member_path(path).split("/"))
+
+
+class _Tarball:
+    """The members of a tar, found by path, links followed inside the tar."""
+
+    def __init__(self, tar):
+        self.tar = tar
+        members = tar.getmembers()
+        self.members = {posixpath.normpath(info.name): info for info in members}
+
+    def exists(self, path):
+        """Tell whether the tar has a member at ``path``."""
+        return _member_path(path) in self.members
+
+    def size(self, path):
+        """Return the size of the file at ``path``."""
+        return self._resolve(_member_path(path)).size
+
+    def open(self, path):
+        """Return the file at ``path``, open for binary reading."""
+        return self.tar.extractfile(self._resolve(_member_path(path)))
+
+    def _resolve(self, path):
+        """Return the regular file member at ``path``, following links."""
+        for _hop in range(MAX_LINK_HOPS):
+            info = self.members.get(path)
+            if info is None:
+                raise ImageImportError(f"the archive has no {path}")
+            if info.isfile():
+                return info
+            if not (info.issym() or info.islnk()):
+                raise ImageImportError(f"{path} in the archive is not a file")
+            path = _link_target(info)
+        raise ImageImportError(f"{path} in the archive is a chain of links")
+
+
+def _link_target(info):
+    """Return the member path a symbolic or hard link points to."""
+    if info.islnk():
+        return posixpath.normpath(info.linkname)
+    folder = posixpath.dirname(posixpath.normpath(info.name))
+    return posixpath.normpath(posixpath.join(folder, info.linkname))
+
+
+def _read_document(archive, path):
+    """Return the (small) file at ``path`` as bytes."""
+    if archive.size(path) > MAX_DOCUMENT_SIZE:
+        raise ImageImportError(f"{path} is too large to be image metadata")
+    with archive.open(path) as stream:
+        return stream.read()
+
+
+def _load_json(data, path):
+    """Return the JSON document ``data`` holds; ``path`` names it in errors."""
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ImageImportError(f"{path} in the archive is not valid JSON") from None
+
+
+def _archive_digest(text, origin):
+    """Return the Digest an archive's metadata spells, or say where it is bad."""
+    try:
+        return parse_digest(text if isinstance(text, str) else None)
+    except RegistryError:
+        raise ImageImportError(f"{origin}: {text!r} is not a valid digest") from None
+
+
+def _named_digest(path):
+    """Return the Digest a file is named after, or None if its name is no digest."""
+    if match := BLOB_PATH.fullmatch(path):
+        return _archive_digest(f"{match[1]}:{match[2]}", path)
+    if match := LEGACY_CONFIG_PATH.fullmatch(path):
+        return _archive_digest(f"sha256:{match[1]}", path)
+    return None
+
+
+def _check_named_content(path, data):
+    """Check bytes against the digest their file is named after, if it is."""
+    expected = _named_digest(path)
+    if expected and compute_digest(data, expected.algorithm) != expected:
+        raise ImageImportError(f"{path} in the archive does not match its digest")
+
+
+# docker save: manifest.json lists each image's config and layer tars.
+
+
+@dataclass(frozen=True)
+class _DockerImage:
+    """One entry of a docker-save manifest.json, with its config read."""
+
+    config: bytes
+    layers: tuple
+    diff_ids: tuple
+    references: tuple
+    label: str
+
+
+def _import_docker_archive(storage, archive, wanted, progress):
+    """Import the images a docker-save tarball lists, layers gzip-compressed."""
+    selected = _select(_read_docker_images(archive), wanted)
+    layers = _unique_layers(image for image, _references in selected)
+    total = sum(archive.size(path) for path in layers)
+
+    with _progress_bar(progress, total) as advance:
+        stored = {
+            path: _store_layer(storage, archive, path, diff_id, advance)
+            for path, diff_id in layers.items()
+        }
+    images = [
+        _store_docker_image(storage, image, references, stored)
+        for image, references in selected
+    ]
+    return _publish(storage, images)
+
+
+def _read_docker_images(archive):
+    """Return the images manifest.json lists, each config read and checked."""
+    data = _read_document(archive, DOCKER_ARCHIVE_MANIFEST)
+    entries = _load_json(data, DOCKER_ARCHIVE_MANIFEST)
+    if not isinstance(entries, list):
+        raise ImageImportError("manifest.json is not a list of images")
+    return [_read_docker_image(archive, entry) for entry in entries]
+
+
+def _read_docker_image(archive, entry):
+    """Return one manifest.json entry with its config, diff_ids and RepoTags."""
+    config_path = _member_path(_entry_field(entry, "Config", str))
+    layers = tuple(_member_path(path) for path in _entry_strings(entry, "Layers"))
+    config = _read_document(archive, config_path)
+    _check_named_content(config_path, config)
+    diff_ids = _diff_ids(config, config_path, len(layers))
+
+    origin = "manifest.json RepoTags"
+    references = tuple(
+        _parse_reference(text, origin)
+        for text in _entry_strings(entry, "RepoTags", required=False)
+    )
+    label = " ".join(map(str, references)) or f"image {compute_digest(config)}"
+    return _DockerImage(config, layers, diff_ids, references, label)
+
+
+def _entry_field(entry, key, kind):
+    """Return ``entry[key]`` of a manifest.json image, checked to be a ``kind``."""
+    value = entry.get(key) if isinstance(entry, dict) else None
+    if not isinstance(value, kind):
+        raise ImageImportError(f"manifest.json: an image has no valid {key!r}")
+    return value
+
+
+def _entry_strings(entry, key, required=True):
+    """Return a manifest.json image's list of strings; null if not ``required``."""
+    if not required and isinstance(entry, dict) and entry.get(key) is None:
+        return []
+    values = _entry_field(entry, key, list)
+    if not all(isinstance(value, str) for value in values):
+        raise ImageImportError(f"manifest.json: an image has no valid {key!r}")
+    return values
+
+
+def _diff_ids(config, path, count):
+    """Return the config's rootfs.diff_ids, one per layer of manifest.json."""
+    document = _load_json(config, path)
+    rootfs = document.get("rootfs") if isinstance(document, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list):
+        raise ImageImportError(f"{path}: the image config has no rootfs.diff_ids")
+    if len(diff_ids) != count:
+        raise ImageImportError(
+            f"{path}: the image config lists {len(diff_ids)} layers,"
+            f" manifest.json {count}"
+        )
+    return tuple(_archive_digest(text, f"{path} rootfs.diff_ids") for text in diff_ids)
+
+
+def _unique_layers(images):
+    """Return each layer path the images use, once, with its diff_id."""
+    layers = {}
+    for image in images:
+        layers.update(zip(image.layers, image.diff_ids, strict=True))
+    return layers
+
+
+def _store_layer(storage, archive, path, diff_id, advance):
+    """Store a layer gzip-compressed (a gzip one as it is); return its descriptor."""
+    with archive.open(path) as stream:
+        head = stream.peek(len(ZSTD_MAGIC))[: len(ZSTD_MAGIC)]
+        if head.startswith(ZSTD_MAGIC):
+            raise ImageImportError(
+                f"layer {path} is zstd-compressed; plain and gzip layers only"
+            )
+        if head.startswith(GZIP_MAGIC):
+            blocks = _passed_through(stream, diff_id, path, advance)
+        else:
+            blocks = _compressed(stream, diff_id, path, advance)
+        digest = storage.write_blob(blocks)
+    size = storage.blob_size(digest)
+    return {"mediaType": DOCKER_LAYER, "size": size, "digest": str(digest)}
+
+
+def _compressed(stream, diff_id, path, advance):
+    """Yield a plain layer gzip-compressed; fail at its end if not its diff_id."""
+    hasher = diff_id.hasher()
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WINDOW_BITS)
+    for block in _read_blocks(stream, advance):
+        hasher.update(block)
+        yield compressor.compress(block)
+    yield compressor.flush()
+    # Raised inside write_blob, this keeps the blob out of the store.
+    _check_diff_id(hasher, diff_id, path)
+
+
+def _passed_through(stream, diff_id, path, advance):
+    """Yield a gzip layer as it is; fail at its end unless it inflates to diff_id."""
+    hasher = diff_id.hasher()
+    decompressor = zlib.decompressobj(GZIP_WINDOW_BITS)
+    for block in _read_blocks(stream, advance):
+        _inflate(decompressor, block, hasher)
+        yield block
+    if not decompressor.eof or decompressor.unused_data:
+        raise ImageImportError(f"layer {path} is not one complete gzip stream")
+    _check_diff_id(hasher, diff_id, path)
+
+
+def _inflate(decompressor, data, hasher):
+    """Hash what ``data`` inflates to, holding one bounded block at a time."""
+    while data:
+        hasher.update(decompressor.decompress(data, BLOCK_SIZE))
+        data = decompressor.unconsumed_tail
+
+
+def _check_diff_id(hasher, diff_id, path):
+    """Raise unless an uncompressed layer hashed to its diff_id."""
+    if hasher.hexdigest() != diff_id.hex:
+        raise ImageImportError(
+            f"layer {path} does not match its diff_id {diff_id} in the image config"
+        )
+
+
+def _store_docker_image(storage, image, references, stored_layers):
+    """Store an image's config and build its schema 2 manifest, not yet put."""
+    config_digest = storage.write_blob([image.config])
+    layers = [stored_layers[path] for path in image.layers]
+    body = _docker_manifest(config_digest, len(image.config), layers)
+    digest = compute_digest(body)
+    content = _parse_manifest(body, DOCKER_MANIFEST, digest)
+    blobs = tuple(dict.fromkeys(content.blobs))
+    return _StoredImage(blobs, ((body, content, digest),), references)
+
+
+def _docker_manifest(config_digest, config_size, layers):
+    """Return the bytes of a Docker v2 schema 2 manifest."""
+    config = {
+        "mediaType": DOCKER_CONFIG,
+        "size": config_size,
+        "digest": str(config_digest),
+    }
+    document = {
+        "schemaVersion": SCHEMA_VERSION,
+        "mediaType": DOCKER_MANIFEST,
+        "config": config,
+        "layers": layers,
+    }
+    return json.dumps(document, indent=3).encode()
+
+
+# OCI image layout: index.json names manifests; blobs/<algorithm>/<hex> holds all.
+
+
+@dataclass(frozen=True)
+class _IndexEntry:
+    """A descriptor of index.json with the names its annotations give."""
+
+    descriptor: dict
+    references: tuple
+    label: str
+
+
+@dataclass
+class _Tree:
+    """What one index.json entry reaches: manifests (children first) and blobs."""
+
+    manifests: dict = field(default_factory=dict)  # Digest -> (body, content)
+    blobs: dict = field(default_factory=dict)  # Digest -> size
+
+
+def _import_oci_layout(storage, archive, wanted, progress):
+    """Import what an OCI layout's index.json names, every byte as it is."""
+    _check_layout_version(archive)
+    selected = _select(_read_index_entries(archive), wanted)
+    trees = [(_read_tree(archive, entry.descriptor), refs) for entry, refs in selected]
+    blobs = {digest: size for tree, _ in trees for digest, size in tree.blobs.items()}
+
+    with _progress_bar(progress, sum(blobs.values())) as advance:
+        for digest, size in blobs.items():
+            _store_layout_blob(storage, archive, digest, size, advance)
+    images = [_stored_tree(tree, references) for tree, references in trees]
+    return _publish(storage, images)
+
+
+def _check_layout_version(archive):
+    """Raise unless oci-layout declares a layout version this import reads."""
+    layout = _load_json(_read_document(archive, OCI_LAYOUT_FILE), OCI_LAYOUT_FILE)
+    version = layout.get("imageLayoutVersion") if isinstance(layout, dict) else None
+    if not isinstance(version, str) or not version.startswith(OCI_LAYOUT_MAJOR_VERSION):
+        raise ImageImportError(
+            f"oci-layout: unsupported imageLayoutVersion {version!r}"
+        )
+
+
+def _read_index_entries(archive):
+    """Return the entries of index.json, with the names they are annotated with."""
+    index = _load_json(_read_document(archive, OCI_INDEX_FILE), OCI_INDEX_FILE)
+    descriptors = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(descriptors, list):
+        raise ImageImportError("index.json has no list of manifests")
+    return [_index_entry(descriptor) for descriptor in descriptors]
+
+
+def _index_entry(descriptor):
+    """Return an index.json descriptor with the reference its annotations name."""
+    if not isinstance(descriptor, dict):
+        raise ImageImportError("index.json lists a malformed descriptor")
+    annotations = descriptor.get("annotations")
+    if not isinstance(annotations, dict):
+        annotations = {}
+    ref_name = annotations.get(REF_NAME_ANNOTATION)
+    if not isinstance(ref_name, str) or not ref_name:
+        label = f"the untagged manifest {descriptor.get('digest')}"
+        return _IndexEntry(descriptor, (), label)
+    image_name = annotations.get(IMAGE_NAME_ANNOTATION)
+    reference = _ref_name_reference(ref_name, image_name)
+    return _IndexEntry(descriptor, (reference,), ref_name)
+
+
+def _ref_name_reference(ref_name, image_name):
+    """Return the reference a ref.name gives: a full one, or a tag only."""
+    origin = f"index.json {REF_NAME_ANNOTATION}"
+    if "/" in ref_name or ":" in ref_name:
+        return _parse_reference(ref_name, origin)
+    tag = _check_tag(ref_name, origin)
+    if not isinstance(image_name, str):
+        return _Reference(None, tag)
+    origin = f"index.json {IMAGE_NAME_ANNOTATION}"
+    return _Reference(_parse_reference(image_name, origin).name, tag)
+
+
+def _read_tree(archive, descriptor):
+    """Return every manifest and blob an index.json descriptor reaches, checked."""
+    tree = _Tree()
+    _add_manifest(archive, descriptor, tree, OCI_INDEX_FILE)
+    return tree
+
+
+def _add_manifest(archive, descriptor, tree, parent):
+    """Add the manifest a descriptor names, and all it references, to ``tree``."""
+    digest, size = _descriptor(descriptor, parent)
+    if digest in tree.manifests:
+        return
+    body = _read_layout_manifest(archive, descriptor, digest, size, parent)
+    content = _parse_manifest(body, descriptor.get("mediaType"), digest)
+    document = json.loads(body)
+
+    if content.media_type in INDEX_TYPES:
+        for child in document["manifests"]:
+            _add_manifest(archive, child, tree, f"index {digest}")
+    else:
+        for blob in (document["config"], *document["layers"]):
+            _add_blob(archive, blob, tree, f"manifest {digest}")
+    tree.manifests[digest] = (body, content)
+
+
+def _descriptor(descriptor, parent):
+    """Return the digest and size of a descriptor that ``parent`` lists."""
+    if not isinstance(descriptor, dict):
+        raise ImageImportError(f"{parent} lists a malformed descriptor")
+    digest = _archive_digest(descriptor.get("digest"), f"{parent} descriptor")
+    size = descriptor.get("size")
+    if type(size) is not int or size < 0:
+        raise ImageImportError(f"{parent}: descriptor {digest} has no valid size")
+    return digest, size
+
+
+def _blob_path(digest):
+    """Return where an OCI layout keeps the blob with this digest."""
+    return f"blobs/{digest.algorithm}/{digest.hex}"
+
+
+def _read_layout_manifest(archive, descriptor, digest, size, parent):
+    """Return a manifest's bytes from the layout, checked against its descriptor."""
+    path = _blob_path(digest)
+    if not archive.exists(path):
+        raise ImageImportError(_absent_manifest_message(descriptor, digest, parent))
+    body = _read_document(archive, path)
+    if len(body) != size or compute_digest(body, digest.algorithm) != digest:
+        raise ImageImportError(f"manifest {digest} in the layout does not match it")
+    return body
+
+
+def _absent_manifest_message(descriptor, digest, parent):
+    """Say that the layout lacks a manifest, and for an index's child, which one."""
+    if parent == OCI_INDEX_FILE:
+        return f"index.json names manifest {digest}, which the layout does not hold"
+    platform = _platform_text(descriptor.get("platform"))
+    return (
+        f"{parent} lists the {platform} manifest {digest}, which the layout does"
+        " not hold: copy every platform (skopeo copy --all) or a single one"
+    )
+
+
+def _platform_text(platform):
+    """Return ``os/architecture[/variant]`` of a descriptor's platform."""
+    if not isinstance(platform, dict):
+        return "unnamed platform's"
+    parts = [platform.get(key) for key in ("os", "architecture", "variant")]
+    return "/".join(str(part) for part in parts if part) or "unnamed platform's"
+
+
+def _add_blob(archive, descriptor, tree, parent):
+    """Add a config or layer to ``tree`` once the layout holds it at its size."""
+    digest, size = _descriptor(descriptor, parent)
+    path = _blob_path(digest)
+    if not archive.exists(path):
+        raise ImageImportError(
+            f"{parent} references blob {digest}, which the layout does not hold"
+        )
+    actual = archive.size(path)
+    if actual != size:
+        raise ImageImportError(
+            f"blob {digest} in the layout is {actual} bytes, {parent} says {size}"
+        )
+    tree.blobs[digest] = size
+
+
+def _store_layout_blob(storage, archive, digest, size, advance):
+    """Stream a layout's blob into storage, verified against digest and size."""
+    with archive.open(_blob_path(digest)) as stream:
+        try:
+            storage.write_blob(stream, digest, size, progress=advance)
+        except (DigestMismatch, SizeMismatch):
+            message = f"blob {digest} in the layout does not match its digest"
+            raise ImageImportError(message) from None
+
+
+def _stored_tree(tree, references):
+    """Return a tree whose blobs are stored, ready to be published."""
+    manifests = tuple(
+        (body, content, digest) for digest, (body, content) in tree.manifests.items()
+    )
+    return _StoredImage(tuple(tree.blobs), manifests, references)
