@@ -43,3 +43,29 @@ def import_command(source, target):
         raise click.ClickException(str(error)) from None
     for image in imported:
         click.echo(f"{image.name}:{image.tag} {image.digest}")
+
+
+@registry.command("cert")
+@click.argument("hostnames", nargs=-1, required=True)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=5080,
+    show_default=True,
+    help="The port clients reach the registry on, for the certs.d paths shown.",
+)
+@click.option("--force", is_flag=True, help="Replace the server certificate.")
+def cert_command(hostnames, port, force):
+    """Write a local CA and a server certificate for HOSTNAMES.
+
+    HOSTNAMES are host names or IP addresses. The CA is made once and reused;
+    the command prints the gunicorn flags and where docker and skopeo want it.
+    """
+    from app.certs import CertificateError, issue_certificates, usage_text
+
+    folder = current_app.config["REGISTRY_TLS_DIR"]
+    try:
+        issued = issue_certificates(folder, hostnames, force=force)
+    except CertificateError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(usage_text(issued, port))

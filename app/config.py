@@ -28,6 +28,9 @@ DEFAULTS = {
     "REGISTRY_PAGE_SIZE": 1000,
     # Largest manifest body, in bytes, a push may carry (413 beyond it).
     "REGISTRY_MANIFEST_MAX_SIZE": 4 * 1024 * 1024,
+    # Where `registry cert` keeps its CA and server certificate; None means "tls"
+    # in the instance folder.
+    "REGISTRY_TLS_DIR": None,
 }
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -76,3 +79,5 @@ def fill_instance_paths(app):
     if not app.config["REGISTRY_SIGNING_KEY_FILE"]:
         key_file = os.path.join(app.instance_path, "signing.key")
         app.config["REGISTRY_SIGNING_KEY_FILE"] = key_file
+    if not app.config["REGISTRY_TLS_DIR"]:
+        app.config["REGISTRY_TLS_DIR"] = os.path.join(app.instance_path, "tls")
