@@ -4,6 +4,7 @@ A client that is not installed skips its tests, unless REGISTRY_E2E_REQUIRED=1
 (set by .ci/run) turns that skip into a failure.
 """
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -165,12 +166,18 @@ def registry_server(registry_port, tmp_path_factory):
         "REGISTRY_ANONYMOUS_PUSH": "true",
     }
     server = Server(registry_port, tmp / "storage", env)
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-    cmd += ["--bind", server.host]
-    proc = spawn(cmd, tmp / "gunicorn.log", cwd=REPO_ROOT, env=env)
+    with serving(server, tmp, "--bind", server.host):
+        yield server
+
+
+@contextlib.contextmanager
+def serving(server, tmp, *flags):
+    """Run gunicorn with flags for server until the block ends; log under tmp."""
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *flags]
+    proc = spawn(cmd, tmp / "gunicorn.log", cwd=REPO_ROOT, env=server.env)
     try:
         wait_for("gunicorn", server.answers, proc, tmp / "gunicorn.log")
-        yield server
+        yield
     finally:
         stop(proc)
 
