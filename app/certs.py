@@ -17,6 +17,7 @@ import ipaddress
 import os
 import re
 import secrets
+import shlex
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -288,6 +289,16 @@ def host_port(name, port):
     return f"{name}:{port}"
 
 
+def gunicorn_flags(files):
+    """The gunicorn flags that serve the server certificate in files."""
+    return [
+        "--certfile",
+        str(files.server_certificate.resolve()),
+        "--keyfile",
+        str(files.server_key.resolve()),
+    ]
+
+
 def usage_text(issued, port):
     """Tell the operator what was written and how servers and clients use it."""
     files = issued.files
@@ -299,8 +310,7 @@ def usage_text(issued, port):
         f"{issued.not_after:%Y-%m-%d}): {files.server_certificate.resolve()}",
         "",
         "Serve over TLS with these gunicorn flags:",
-        f"  gunicorn --certfile {files.server_certificate.resolve()} "
-        f"--keyfile {files.server_key.resolve()}",
+        "  gunicorn " + shlex.join(gunicorn_flags(files)),
         "",
         "Docker trusts the CA when it is copied, as root, to:",
     ]
@@ -310,6 +320,6 @@ def usage_text(issued, port):
     lines += [
         "",
         "skopeo trusts it with:",
-        f"  --cert-dir {files.trust_folder.resolve()}",
+        f"  --cert-dir {shlex.quote(str(files.trust_folder.resolve()))}",
     ]
     return "\n".join(lines)
