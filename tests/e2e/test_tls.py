@@ -104,12 +104,15 @@ def docker_trusts(tls_server):
     folder = DOCKER_CERTS / tls_server.host
     if folder.exists():
         pytest.fail(f"{folder} exists already; not touching it", pytrace=False)
+    made_parent = not DOCKER_CERTS.exists()
     folder.mkdir(parents=True)
     try:
         shutil.copy(tls_server.ca_file, folder / "ca.crt")
         yield folder
     finally:
         shutil.rmtree(folder)
+        if made_parent and not any(DOCKER_CERTS.iterdir()):
+            DOCKER_CERTS.rmdir()
 
 
 def handshake(tls_server, name):
