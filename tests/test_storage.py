@@ -81,6 +81,27 @@ class StorageContract:
         assert storage.list_repositories() == ["a", "a/b", "a/b/c", "z"]
         assert storage.list_tags("a/b") == []
 
+    def test_every_stored_blob_is_listed(self, storage):
+        blob = storage.write_blob([DATA])
+        manifest = storage.put_manifest("a", b"{}", MEDIA_TYPE)
+        assert sorted(storage.list_blobs(), key=str) == sorted(
+            [blob, manifest], key=str
+        )
+
+    def test_untagged_manifests_are_listed(self, storage):
+        tagged = storage.put_manifest("a", b'{"x": 1}', MEDIA_TYPE)
+        untagged = storage.put_manifest("a", b'{"x": 2}', MEDIA_TYPE)
+        storage.tag_manifest("a", "v1", tagged)
+        assert set(storage.list_manifests("a")) == {tagged, untagged}
+        assert storage.list_manifests("b") == []
+
+    def test_tag_push_time_is_known(self, storage):
+        digest = storage.put_manifest("a", b"{}", MEDIA_TYPE)
+        storage.tag_manifest("a", "v1", digest)
+        assert storage.tag_pushed_at("a", "v1") > 0
+        with pytest.raises(ManifestNotFound):
+            storage.tag_pushed_at("a", "v2")
+
     def test_tags_of_unknown_repository_are_reported(self, storage):
         with pytest.raises(RepositoryNotFound):
             storage.list_tags("nothing")

@@ -52,6 +52,10 @@ class Storage:
         """Remove a blob from the store; links to it are left to the caller."""
         raise NotImplementedError
 
+    def list_blobs(self):
+        """Return the Digests of every blob in the store (manifests too)."""
+        raise NotImplementedError
+
     # Repositories and the blobs they hold.
 
     def repository_exists(self, name):
@@ -100,6 +104,10 @@ class Storage:
         """Return the Manifest with this digest; ManifestNotFound if absent."""
         raise NotImplementedError
 
+    def list_manifests(self, name):
+        """Return the Digests of the manifests the repository holds, tagged or not."""
+        raise NotImplementedError
+
     def tag_manifest(self, name, tag, digest):
         """Point ``tag`` at a manifest the repository holds."""
         raise NotImplementedError
@@ -110,6 +118,10 @@ class Storage:
 
     def list_tags(self, name):
         """Return the repository's tags in lexical order; RepositoryNotFound."""
+        raise NotImplementedError
+
+    def tag_pushed_at(self, name, tag):
+        """Return when ``tag`` was last pointed somewhere, as a POSIX timestamp."""
         raise NotImplementedError
 
     def find_tags(self, name, digest):

@@ -22,6 +22,7 @@ import json
 import os
 import tempfile
 
+from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
 from app.storage.base import Manifest, Storage
 from app.storage.errors import (
@@ -133,6 +134,14 @@ class FilesystemStorage(FilesystemUploads, Storage):
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
+    def list_blobs(self):
+        digests = []
+        for algorithm in _list_folder(self._path("blobs")):
+            for prefix in _list_folder(self._path("blobs", algorithm)):
+                for entry in _list_folder(self._path("blobs", algorithm, prefix)):
+                    digests.append(_stored_digest(algorithm, entry))
+        return [digest for digest in digests if digest is not None]
+
     # Repositories.
 
     def repository_exists(self, name):
@@ -181,6 +190,14 @@ class FilesystemStorage(FilesystemUploads, Storage):
             raise ManifestNotFound(detail={"digest": str(digest)}) from None
         return Manifest(body, media_type, digest)
 
+    def list_manifests(self, name):
+        digests = []
+        folder = self._repository_path(name, MANIFESTS)
+        for algorithm in _list_folder(folder):
+            for entry in _list_folder(os.path.join(folder, algorithm)):
+                digests.append(_stored_digest(algorithm, entry))
+        return [digest for digest in digests if digest is not None]
+
     def has_manifest(self, name, digest):
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
         return os.path.isfile(path) and self.has_blob(digest)
@@ -200,6 +217,12 @@ class FilesystemStorage(FilesystemUploads, Storage):
             with open(self._repository_path(name, TAGS, tag), "rb") as link:
                 return parse_digest(link.read().decode().strip())
         except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+            raise ManifestNotFound(detail={"tag": tag}) from None
+
+    def tag_pushed_at(self, name, tag):
+        try:
+            return os.stat(self._repository_path(name, TAGS, tag)).st_mtime
+        except FileNotFoundError:
             raise ManifestNotFound(detail={"tag": tag}) from None
 
     def list_tags(self, name):
@@ -274,6 +297,14 @@ def _list_folder(folder):
         return sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
+
+
+def _stored_digest(algorithm, hex_digest):
+    """Return the Digest a file name in the tree spells; None for a stray file."""
+    try:
+        return parse_digest(f"{algorithm}:{hex_digest}")
+    except DigestInvalid:
+        return None
 
 
 def _blocks(stream):
