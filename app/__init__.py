@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from app import auth, cli, v2
+from app import auth, cli, ui, v2
 from app.config import load_config
 from app.errors import register_error_handlers
 from app.storage import open_storage
@@ -20,6 +20,7 @@ def create_app(test_config=None):
     app.url_map.merge_slashes = False
     auth.init_app(app)
     v2.init_app(app)
+    ui.init_app(app)
     cli.init_app(app)
     register_error_handlers(app)
     return app

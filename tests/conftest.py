@@ -17,12 +17,17 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 @pytest.fixture
 def app(tmp_path):
     """An application whose storage and signing key live under tmp_path."""
+    return make_app(tmp_path, REGISTRY_ANONYMOUS_PUSH=True)
+
+
+def make_app(tmp_path, **settings):
+    """Return an application with data under tmp_path and the given settings."""
     return create_app(
         {
             "TESTING": True,
-            "REGISTRY_ANONYMOUS_PUSH": True,
             "REGISTRY_STORAGE_ROOT": str(tmp_path / "storage"),
             "REGISTRY_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
+            **settings,
         }
     )
 
@@ -72,9 +77,9 @@ def descriptor(media_type, data):
     }
 
 
-def seed_image(storage, name, tag, layers=(b"layer one", b"layer two")):
+def seed_image(storage, name, tag, layers=(b"layer one", b"layer two"), config=None):
     """Store a small docker v2 image under ``name:tag``; return its parts."""
-    config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
+    config = json.dumps(config or {"architecture": "amd64", "os": "linux"}).encode()
     for blob in (config, *layers):
         storage.link_blob(name, storage.write_blob([blob]))
     manifest = {

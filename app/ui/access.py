@@ -1,0 +1,45 @@
+"""Who is signed in to the UI and what they may do: the UI's only calls into auth.
+
+The pages honour the rules the API applies to tokens: a repository is shown
+to whoever may pull it, and its tags and manifests may be deleted by whoever
+may delete in it. Hooking the UI onto other account or rule functions means
+changing the bodies of ``check_password`` and ``may`` below, nothing else.
+"""
+
+from flask import session
+
+from app.auth import grant_anonymous
+from app.auth.tokens import Scope
+
+ACCOUNT_KEY = "account"
+
+
+def check_password(username, password):
+    """Tell whether the credentials sign ``username`` in, as ``/token`` decides.
+
+    ``/token`` refuses every Basic credential while no accounts are configured,
+    so this refuses them too.
+    """
+    return False
+
+
+def may(account, name, action):
+    """Tell whether ``account`` (None when anonymous) may ``action`` repo ``name``."""
+    granted = grant_anonymous(Scope("repository", name, (action,)))
+    return action in granted.actions
+
+
+def current_account():
+    """Return the name of the account signed in to this session, or None."""
+    return session.get(ACCOUNT_KEY)
+
+
+def sign_in(account):
+    """Start a fresh session for ``account``, dropping whatever the old one held."""
+    session.clear()
+    session[ACCOUNT_KEY] = account
+
+
+def sign_out():
+    """Forget the session's account and its form token."""
+    session.clear()

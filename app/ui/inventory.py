@@ -1,0 +1,313 @@
+"""What the store holds, summed up for people: repositories, tags, manifests, usage.
+
+Everything here reads storage through its contract and returns plain dicts and
+lists, ready for a template or for JSON; nothing here knows about requests.
+"""
+
+import json
+from datetime import datetime, timezone
+
+from app.errors import DigestInvalid
+from app.reference import parse_digest
+from app.storage.errors import BlobNotFound, ManifestNotFound
+from app.v2.manifests import INDEX_TYPES
+
+# Units of human_size, each 1024 times the one before.
+SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+# How many hex digits of a digest the pages show before the full value is copied.
+SHORT_DIGEST_LENGTH = 12
+
+
+def short_digest(digest):
+    """Return ``sha256:0123456789ab``: enough of a digest to tell it apart."""
+    algorithm, _, encoded = str(digest).partition(":")
+    return f"{algorithm}:{encoded[:SHORT_DIGEST_LENGTH]}"
+
+
+def human_size(size):
+    """Return a byte count as ``12.3 MiB``; ``-`` when unknown."""
+    if not isinstance(size, int) or size < 0:
+        return "-"
+    value = float(size)
+    for unit in SIZE_UNITS:
+        if value < 1024 or unit == SIZE_UNITS[-1]:
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def format_time(timestamp):
+    """Return a POSIX timestamp as RFC 3339 in UTC, or None without one."""
+    if timestamp is None:
+        return None
+    moment = datetime.fromtimestamp(timestamp, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_json(data):
+    """Return the JSON object in ``data``, or an empty dict if it holds none."""
+    try:
+        document = json.loads(data)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def descriptors(document, field):
+    """Return the well-formed descriptors of a list field, with parsed digests."""
+    items = document.get(field)
+    return parse_descriptors(items if isinstance(items, list) else [])
+
+
+def config_descriptor(document):
+    """Return the descriptor of a manifest's config as a one-item list, or none."""
+    return parse_descriptors([document.get("config")])
+
+
+def parse_descriptors(items):
+    """Return the items that are descriptors with a valid digest, digest parsed."""
+    found = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("digest"), str):
+            try:
+                found.append({**item, "digest": parse_digest(item["digest"])})
+            except DigestInvalid:
+                continue
+    return found
+
+
+def referenced_digests(storage, name, digest):
+    """Return the digests a manifest stands on: itself, config, layers, children."""
+    manifest = storage.get_manifest(name, digest)
+    document = load_json(manifest.body)
+    found = {digest}
+    parts = config_descriptor(document)
+    parts += descriptors(document, "layers") + descriptors(document, "manifests")
+    found.update(item["digest"] for item in parts)
+    return found
+
+
+def repository_blobs(storage, name):
+    """Return every digest that the manifests of a repository stand on."""
+    found = set()
+    for digest in storage.list_manifests(name):
+        try:
+            found |= referenced_digests(storage, name, digest)
+        except ManifestNotFound:
+            continue  # deleted by another request since the listing
+    return found
+
+
+def total_size(storage, digests):
+    """Return the bytes that ``digests`` occupy in the store; absent ones count 0."""
+    size = 0
+    for digest in digests:
+        try:
+            size += storage.blob_size(digest)
+        except BlobNotFound:
+            continue
+    return size
+
+
+def last_pushed(storage, name, tags):
+    """Return the newest push time of the given tags, or None without tags."""
+    times = []
+    for tag in tags:
+        try:
+            times.append(storage.tag_pushed_at(name, tag))
+        except ManifestNotFound:
+            continue
+    return max(times, default=None)
+
+
+def summarize_repository(storage, name):
+    """Return a repository's tag count, total size and last push time."""
+    tags = storage.list_tags(name)
+    return {
+        "name": name,
+        "tag_count": len(tags),
+        "size": total_size(storage, repository_blobs(storage, name)),
+        "last_pushed": format_time(last_pushed(storage, name, tags)),
+    }
+
+
+def read_config(storage, name, document):
+    """Return the image config a manifest names, or an empty dict."""
+    config = config_descriptor(document)
+    if not config or not storage.repository_has_blob(name, config[0]["digest"]):
+        return {}
+    return load_json(storage.read_blob(config[0]["digest"]))
+
+
+def platform_name(platform):
+    """Return ``os/architecture[/variant]`` for an index entry's platform."""
+    if not isinstance(platform, dict):
+        return "unknown"
+    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
+    return "/".join(str(part) for part in parts if part) or "unknown"
+
+
+def describe_tag(storage, name, tag):
+    """Return what a repository page shows of one tag."""
+    digest = storage.resolve_tag(name, tag)
+    manifest = storage.get_manifest(name, digest)
+    document = load_json(manifest.body)
+    config = read_config(storage, name, document)
+    return {
+        "tag": tag,
+        "digest": str(digest),
+        "short_digest": short_digest(digest),
+        "media_type": manifest.media_type,
+        "size": total_size(storage, referenced_digests(storage, name, digest)),
+        "created": config.get("created"),
+        "platforms": [
+            platform_name(item.get("platform"))
+            for item in descriptors(document, "manifests")
+        ],
+        "pushed": format_time(storage.tag_pushed_at(name, tag)),
+    }
+
+
+def describe_tags(storage, name):
+    """Return the details of every tag of a repository, skipping vanished ones."""
+    details = []
+    for tag in storage.list_tags(name):
+        try:
+            details.append(describe_tag(storage, name, tag))
+        except ManifestNotFound:
+            continue  # moved or deleted by another request since the listing
+    return details
+
+
+def summarize_config(config):
+    """Return the parts of an image config a person looks for."""
+    settings = config.get("config") if isinstance(config.get("config"), dict) else {}
+    history = config.get("history") if isinstance(config.get("history"), list) else []
+    return {
+        "created": config.get("created"),
+        "platform": platform_name(config) if config else None,
+        "entrypoint": settings.get("Entrypoint"),
+        "cmd": settings.get("Cmd"),
+        "env": settings.get("Env") or [],
+        "labels": settings.get("Labels") or {},
+        "history": [
+            {
+                "created": step.get("created"),
+                "created_by": step.get("created_by"),
+                "empty_layer": bool(step.get("empty_layer")),
+            }
+            for step in history
+            if isinstance(step, dict)
+        ],
+    }
+
+
+def describe_layers(storage, document):
+    """Return the layers of an image manifest with their sizes."""
+    return [
+        {
+            "digest": str(layer["digest"]),
+            "short_digest": short_digest(layer["digest"]),
+            "media_type": layer.get("mediaType"),
+            "size": layer.get("size"),
+        }
+        for layer in descriptors(document, "layers")
+    ]
+
+
+def describe_children(document):
+    """Return the manifests an index lists, with their platforms."""
+    return [
+        {
+            "digest": str(item["digest"]),
+            "short_digest": short_digest(item["digest"]),
+            "media_type": item.get("mediaType"),
+            "size": item.get("size"),
+            "platform": platform_name(item.get("platform")),
+        }
+        for item in descriptors(document, "manifests")
+    ]
+
+
+def group_referrers(storage, name, digest):
+    """Return the referrers of a manifest grouped by artifact type."""
+    groups = {}
+    for descriptor in storage.list_referrers(name, digest):
+        kind = descriptor.get("artifactType") or descriptor.get("mediaType")
+        groups.setdefault(kind or "unknown", []).append(
+            {
+                "digest": descriptor.get("digest"),
+                "short_digest": short_digest(descriptor.get("digest", "")),
+                "size": descriptor.get("size"),
+                "annotations": descriptor.get("annotations") or {},
+            }
+        )
+    return [{"artifact_type": kind, "referrers": groups[kind]} for kind in groups]
+
+
+def describe_manifest(storage, name, digest):
+    """Return what a manifest page shows: config summary, layers, referrers."""
+    manifest = storage.get_manifest(name, digest)
+    document = load_json(manifest.body)
+    is_index = manifest.media_type in INDEX_TYPES
+    config = {} if is_index else read_config(storage, name, document)
+    return {
+        "name": name,
+        "digest": str(digest),
+        "short_digest": short_digest(digest),
+        "media_type": manifest.media_type,
+        "artifact_type": document.get("artifactType"),
+        "tags": storage.find_tags(name, digest),
+        "size": total_size(storage, referenced_digests(storage, name, digest)),
+        "is_index": is_index,
+        "config": summarize_config(config),
+        "layers": describe_layers(storage, document),
+        "manifests": describe_children(document),
+        "referrers": group_referrers(storage, name, digest),
+    }
+
+
+def measure_usage(storage, names):
+    """Return the store's total size, usage of the repositories named, what gc frees.
+
+    A blob is shared when the manifests of more than one repository stand on
+    it. What gc would free is the bytes of blobs that no manifest of any
+    repository stands on (blobs of deleted manifests, abandoned pushes).
+    """
+    held = {
+        name: repository_blobs(storage, name) for name in storage.list_repositories()
+    }
+    holders = count_holders(held.values())
+    stored = set(storage.list_blobs())
+    unreferenced = stored - set(holders)
+    return {
+        "total": total_size(storage, stored),
+        "blob_count": len(stored),
+        "repositories": [
+            repository_usage(storage, name, held.get(name, set()), holders)
+            for name in names
+        ],
+        "reclaimable": total_size(storage, unreferenced),
+        "reclaimable_count": len(unreferenced),
+    }
+
+
+def count_holders(digest_sets):
+    """Return, for each digest, how many of the sets hold it."""
+    holders = {}
+    for digests in digest_sets:
+        for digest in digests:
+            holders[digest] = holders.get(digest, 0) + 1
+    return holders
+
+
+def repository_usage(storage, name, digests, holders):
+    """Return a repository's bytes, split into shared and its own."""
+    shared = {digest for digest in digests if holders[digest] > 1}
+    return {
+        "name": name,
+        "size": total_size(storage, digests),
+        "shared": total_size(storage, shared),
+        "unique": total_size(storage, digests - shared),
+    }
