@@ -5,6 +5,7 @@ lists, ready for a template or for JSON; nothing here knows about requests.
 """
 
 import json
+import re
 from datetime import datetime, timezone
 
 from app.errors import DigestInvalid
@@ -14,6 +15,11 @@ from app.v2.manifests import INDEX_TYPES
 
 # Units of human_size, each 1024 times the one before.
 SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+# Date and minute of an RFC 3339 time, skipping seconds, then its zone.
+TIME_PATTERN = re.compile(
+    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d:\d\d)(?::\d\d(?:\.\d+)?)?(Z|[+-]\d\d:\d\d)?"
+)
 
 # How many hex digits of a digest the pages show before the full value is copied.
 SHORT_DIGEST_LENGTH = 12
@@ -35,6 +41,17 @@ def human_size(size):
             break
         value /= 1024
     return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+
+
+def human_time(text):
+    """Return an RFC 3339 time as ``2026-01-02 03:04 UTC``; ``-`` without one."""
+    match = TIME_PATTERN.match(text or "") if isinstance(text, str) else None
+    if match is None:
+        return text or "-"
+    day, minute, zone = match.groups()
+    if zone in ("Z", "+00:00"):
+        zone = "UTC"
+    return " ".join(part for part in (day, minute, zone) if part)
 
 
 def format_time(timestamp):

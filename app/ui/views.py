@@ -174,6 +174,7 @@ def page_context():
         "form_token": form_token,
         "may_delete": may_delete,
         "human_size": inventory.human_size,
+        "human_time": inventory.human_time,
     }
 
 

@@ -1,0 +1,154 @@
+"""The web UI in a real headless Chromium, against gunicorn, on an imported image.
+
+Screenshots are saved under REGISTRY_UI_SCREENSHOTS when it is set, else
+under the test's tmp folder; their paths are printed.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import missing, need
+from tests.e2e.test_docker_pull import save_and_forget
+
+SCREENSHOTS_VARIABLE = "REGISTRY_UI_SCREENSHOTS"
+WAIT_SECONDS = 30
+PHONE_SIZE = (390, 844)
+DESKTOP_SIZE = (1280, 900)
+# Chromium may resolve no host but the loopback server.
+HOST_RULES = "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+CLIPBOARD_PERMISSIONS = ["clipboardReadWrite", "clipboardSanitizedWrite"]
+
+
+@pytest.fixture(scope="module")
+def webdriver_module():
+    """Return Selenium's webdriver package, or skip (fail in CI) without it."""
+    try:
+        from selenium import webdriver
+    except ImportError:
+        missing("selenium is not installed")
+    return webdriver
+
+
+@pytest.fixture
+def browser(webdriver_module):
+    """Start Debian's chromium headless through chromedriver; quit it afterwards."""
+    options = webdriver_module.ChromeOptions()
+    options.binary_location = need("chromium")
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--no-proxy-server",
+        f"--host-resolver-rules={HOST_RULES}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        f"--window-size={DESKTOP_SIZE[0]},{DESKTOP_SIZE[1]}",
+    ):
+        options.add_argument(argument)
+    service = webdriver_module.ChromeService(executable_path=need("chromedriver"))
+    driver = webdriver_module.Chrome(options=options, service=service)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def screenshots(tmp_path):
+    """Return a function saving the browser's screenshot under a name; prints it."""
+    folder = Path(os.environ.get(SCREENSHOTS_VARIABLE) or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def save(driver, name):
+        path = folder / f"{name}.png"
+        assert driver.save_screenshot(str(path)), path
+        print(f"screenshot: {path}")
+        return path
+
+    return save
+
+
+@pytest.fixture
+def seeded(registry_server, dockerd, busybox_image, tmp_path):
+    """Import the busybox image, saved by docker, as ui-demo:latest."""
+    archive = save_and_forget(dockerd, busybox_image, tmp_path / "img.tar")
+    registry_server.flask("registry", "import", str(archive), "ui-demo:latest")
+    return registry_server
+
+
+def text_of(driver):
+    """Return the visible text of the page's body."""
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.TAG_NAME, "body").text
+
+
+def click_link(driver, text):
+    """Follow the link showing ``text`` and wait for the next page."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    link = driver.find_element(By.LINK_TEXT, text)
+    link.click()
+    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(link))
+
+
+def test_browser_finds_the_image_its_layers_and_pull_command(
+    browser, seeded, screenshots
+):
+    browser.get(seeded.url + "/")
+    assert "ui-demo" in text_of(browser)
+    screenshots(browser, "repositories")
+
+    click_link(browser, "ui-demo")
+    assert f"docker pull {seeded.host}/ui-demo:latest" in text_of(browser)
+    screenshots(browser, "repository")
+
+    click_link(browser, "latest")
+    page = text_of(browser)
+    assert '["/bin/busybox","cat","/greeting.txt"]' in page.replace(" ", "")
+    assert "Layers" in page and "COPY" in page
+    screenshots(browser, "manifest")
+
+
+def test_copy_button_puts_the_pull_command_on_the_clipboard(browser, seeded):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"origin": seeded.url, "permissions": CLIPBOARD_PERMISSIONS},
+    )
+    browser.get(seeded.url + "/ui/repositories/ui-demo")
+    command = f"docker pull {seeded.host}/ui-demo:latest"
+    button = browser.find_element(By.CSS_SELECTOR, f'button[data-copy="{command}"]')
+    button.click()
+
+    WebDriverWait(browser, WAIT_SECONDS).until(lambda _: button.text == "Copied")
+    pasted = browser.execute_async_script(
+        "navigator.clipboard.readText().then(arguments[0])"
+    )
+    assert pasted == command
+
+
+def test_phone_in_dark_mode_gets_cards_on_a_dark_page(browser, seeded, screenshots):
+    from selenium.webdriver.common.by import By
+
+    browser.set_window_size(*PHONE_SIZE)
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    browser.get(seeded.url + "/ui/repositories/ui-demo")
+    header = browser.find_element(By.CSS_SELECTOR, "table.list thead")
+    background = browser.execute_script(
+        "return getComputedStyle(document.body).backgroundColor"
+    )
+    screenshots(browser, "repository-phone-dark")
+
+    assert not header.is_displayed()
+    assert background == "rgb(20, 23, 28)"
