@@ -233,6 +233,12 @@ def test_pages_load_nothing_from_elsewhere(client, storage):
         assert not re.search(r'(src|href)="(https?:)?//', page), path
 
 
+def test_pages_may_not_be_framed_or_load_other_sites(client):
+    headers = client.get("/ui/").headers
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY"
+
+
 def test_pages_fit_a_phone_and_dark_mode(client):
     page = client.get("/ui/").get_data(as_text=True)
     style = client.get("/ui/static/style.css").get_data(as_text=True)
@@ -395,3 +401,14 @@ def test_delete_of_an_unknown_tag_answers_an_oci_error(client, storage, accounts
     response = delete(client, "team/app", "v9", token=form_token_of(client))
     assert response.status_code == 404
     assert response.json["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
+def test_no_delete_is_offered_while_deletes_are_disabled(app, storage, accounts):
+    app.config["REGISTRY_DELETE_ENABLED"] = False
+    seed_image(storage, "team/app", "v1")
+    client = app.test_client()
+    sign_in(client, "alice")
+    page = client.get("/ui/repositories/team/app").get_data(as_text=True)
+    response = delete(client, "team/app", "v1", token=form_token_of(client))
+    assert "/ui/delete/" not in page and response.status_code == 405
+    assert storage.list_tags("team/app") == ["v1"]

@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
+    current_app,
     jsonify,
     redirect,
     render_template,
@@ -28,6 +29,15 @@ blueprint = Blueprint(
 
 # Pull commands name the registry as the browser reached it, unless that is odd.
 FALLBACK_HOST = "127.0.0.1"
+
+# Pages load only their own stylesheet and script, and no other site may frame
+# them, so a delete button cannot be clicked from under someone else's page.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 @blueprint.get("/")
@@ -100,6 +110,7 @@ def confirm_delete(name):
     name = validate_name(name)
     reference = parse_reference(request.args.get("reference", ""))
     require_signed_in_permission(name, "delete")
+    require_deletes_enabled()
 
     storage = get_storage()
     require_repository(storage, name)
@@ -132,6 +143,8 @@ def delete_reference(name):
     else:
         storage.delete_tag(name, reference)
         logger.info("tag deleted: %s:%s", name, reference)
+    account = access.current_account()
+    logger.info("deleted from the web UI by %s: %s %s", account, name, reference)
 
     return redirect(url_for("ui.show_repository", name=name), 303)
 
@@ -164,6 +177,14 @@ def sign_out():
     access.sign_out()
 
     return redirect(url_for("ui.list_repositories"), 303)
+
+
+@blueprint.after_request
+def add_security_headers(response):
+    """Keep the pages from loading or being framed by anything but this site."""
+    for header, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(header, value)
+    return response
 
 
 @blueprint.app_context_processor
@@ -207,7 +228,9 @@ def require_signed_in_permission(name, action):
 def may_delete(name):
     """Tell whether the page offers delete buttons for the repository ``name``."""
     account = access.current_account()
-    return account is not None and access.may(account, name, "delete")
+    if account is None or not current_app.config["REGISTRY_DELETE_ENABLED"]:
+        return False
+    return access.may(account, name, "delete")
 
 
 def require_repository(storage, name):
