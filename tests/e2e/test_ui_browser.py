@@ -114,6 +114,10 @@ def test_browser_finds_the_image_its_layers_and_pull_command(
     assert "Layers" in page and "COPY" in page
     screenshots(browser, "manifest")
 
+    click_link(browser, "Storage")
+    assert "gc would free" in text_of(browser) and "ui-demo" in text_of(browser)
+    screenshots(browser, "storage")
+
 
 def test_copy_button_puts_the_pull_command_on_the_clipboard(browser, seeded):
     from selenium.webdriver.common.by import By
