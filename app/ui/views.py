@@ -17,7 +17,7 @@ from app.auth import HOST_PATTERN
 from app.context import get_storage, require_deletes_enabled
 from app.errors import Denied, NameUnknown
 from app.reference import Digest, parse_reference, validate_name
-from app.ui import access, inventory
+from app.ui import access, inventory, usage
 from app.ui.csrf import check_form_token, form_token
 from app.v2.manifests import remove_manifest
 
@@ -99,9 +99,9 @@ def show_storage():
         for name in storage.list_repositories()
         if access.may(account, name, "pull")
     ]
-    usage = inventory.measure_usage(storage, names)
+    measured = usage.measure_usage(storage, names)
 
-    return respond("ui/storage.html", **usage)
+    return respond("ui/storage.html", **measured)
 
 
 @blueprint.get("/delete/<path:name>")

@@ -89,12 +89,17 @@ def text_of(driver):
 def click_link(driver, text):
     """Follow the link showing ``text`` and wait for the next page."""
     from selenium.webdriver.common.by import By
+
+    click_and_wait(driver, driver.find_element(By.LINK_TEXT, text))
+
+
+def click_and_wait(driver, element):
+    """Click ``element`` and wait until the page it was on has gone."""
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
-    link = driver.find_element(By.LINK_TEXT, text)
-    link.click()
-    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(link))
+    element.click()
+    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(element))
 
 
 def test_browser_finds_the_image_its_layers_and_pull_command(
@@ -156,3 +161,16 @@ def test_phone_in_dark_mode_gets_cards_on_a_dark_page(browser, seeded, screensho
 
     assert not header.is_displayed()
     assert background == "rgb(20, 23, 28)"
+
+
+def test_sign_in_form_posts_with_its_token(browser, seeded):
+    from selenium.webdriver.common.by import By
+
+    browser.get(seeded.url + "/ui/sign-in")
+    browser.find_element(By.ID, "username").send_keys("nobody")
+    browser.find_element(By.ID, "password").send_keys("wrong")
+    button = browser.find_element(By.CSS_SELECTOR, "form.sign-in button")
+    click_and_wait(browser, button)
+
+    # The form token was accepted, whichever worker answered; the account was not.
+    assert "wrong username or password" in text_of(browser)
