@@ -105,11 +105,19 @@ def test_unknown_repository_is_name_unknown(client):
     assert response.json["errors"][0]["code"] == "NAME_UNKNOWN"
 
 
+@pytest.mark.parametrize("reference", ["." + "a", "a" * 129, ".INVALID_MANIFEST_NAME"])
+def test_reference_that_cannot_be_a_tag_is_manifest_unknown(
+    client, image, headers, reference
+):
+    url = f"/v2/library/hello-world/manifests/{reference}"
+    response = client.get(url, headers=headers)
+    assert response.status_code == 404
+    assert response.json["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+
 @pytest.mark.parametrize(
     "reference, code",
     [
-        ("." + "a", "MANIFEST_INVALID"),
-        ("a" * 129, "MANIFEST_INVALID"),
         ("sha256:" + "A" * 64, "DIGEST_INVALID"),
         ("sha256:abc", "DIGEST_INVALID"),
         ("md5:" + "a" * 32, "DIGEST_INVALID"),

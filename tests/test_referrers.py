@@ -145,9 +145,10 @@ def test_referrers_belong_to_their_repository(client, storage, subject):
     assert response.json["manifests"] == []
 
 
-def test_referrers_of_an_unknown_repository_are_name_unknown(client):
+def test_referrers_of_an_unknown_repository_are_an_empty_index(client):
     response = referrers(client, "sha256:" + "0" * 64, name="nothing")
-    assert (response.status_code, error_code(response)) == (404, "NAME_UNKNOWN")
+    assert (response.status_code, response.mimetype) == (200, OCI_INDEX)
+    assert response.json["manifests"] == []
 
 
 @pytest.mark.parametrize(

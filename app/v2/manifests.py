@@ -18,7 +18,9 @@ from app.errors import (
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestTooLarge,
+    ManifestUnknown,
     NameUnknown,
+    TagInvalid,
 )
 from app.reference import (
     Digest,
@@ -63,7 +65,7 @@ def get_manifest(name, reference):
     gets, with its true Content-Type, and the client decides what to do with it.
     """
     name = validate_name(name)
-    reference = parse_reference(reference)
+    reference = lookup_reference(reference)
     require_access("repository", name, "pull")
 
     storage = get_storage()
@@ -123,6 +125,14 @@ def delete_manifest(name, reference):
     response = Response(status=202)
     response.content_length = 0
     return response
+
+
+def lookup_reference(reference):
+    """Return the Digest or tag to look up; a tag no push could create is unknown."""
+    try:
+        return parse_reference(reference)
+    except TagInvalid:
+        raise ManifestUnknown(detail={"tag": reference}) from None
 
 
 # Reading and checking a pushed manifest.

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, request
 
 from app.auth import require_access
 from app.context import get_storage
-from app.errors import NameUnknown
 from app.reference import parse_digest, validate_name
 from app.v2.manifests import OCI_INDEX, SCHEMA_VERSION
 
@@ -17,16 +16,17 @@ ARTIFACT_TYPE_FILTER = "artifactType"
 
 @blueprint.get("/<path:name>/referrers/<digest>")
 def list_referrers(name, digest):
-    """List the referrers of a digest as an image index, filtered by artifactType."""
+    """List the referrers of a digest as an image index, filtered by artifactType.
+
+    The answer is always an index, empty for a repository or subject without
+    referrers: the spec forbids a 404 from this endpoint.
+    """
     name = validate_name(name)
     subject = parse_digest(digest)
     artifact_type = request.args.get(ARTIFACT_TYPE_FILTER)
     require_access("repository", name, "pull")
 
-    storage = get_storage()
-    if not storage.repository_exists(name):
-        raise NameUnknown(detail={"name": name})
-    descriptors = storage.list_referrers(name, subject)
+    descriptors = get_storage().list_referrers(name, subject)
     if artifact_type:
         descriptors = [
             descriptor
