@@ -158,6 +158,13 @@ class Registry:
         url = self.url(f"referrers/{digest}", name)
         return self.request("GET", url, query_string=query)
 
+    def push_image_blobs(self):
+        """Push a fresh config and layer; return the manifest document naming them."""
+        config, layer = image_blobs()
+        for blob in (config, layer):
+            assert self.push_blob(blob).status_code == 201
+        return image_manifest(config, [layer])
+
     def push_image(self, tag=None, layers=None):
         """Push a config, its layers and an image manifest; return their parts.
 
