@@ -71,7 +71,9 @@ class FilesystemUploads:
             temporary.write(json.dumps({"name": name}).encode())
         folder = self._upload_path(upload_id)
         os.makedirs(folder)
-        open(os.path.join(folder, "data"), "wb").close()
+        # Every file exists from the start, so a refused request adds none.
+        for part in ("data", "lock"):
+            open(os.path.join(folder, part), "wb").close()
         os.replace(temporary.name, os.path.join(folder, "info"))
         return upload_id
 
