@@ -288,3 +288,13 @@ def test_manifest_pushed_to_a_malformed_tag_is_refused(registry, image, unchange
     response = registry.push_manifest(".hidden", encode(image))
     assert response.status_code == 400
     assert error_code(response) in ("TAG_INVALID", "MANIFEST_INVALID")
+
+
+def test_manifest_cut_short_is_size_invalid_even_if_what_came_parses(
+    registry, image, unchanged
+):
+    body = encode(image) + b"\n\n"
+    headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+    url = registry.url("manifests/v1")
+    response = truncated(registry, "PUT", url, len(body), body[:-2], headers)
+    assert (response.status_code, error_code(response)) == (400, "SIZE_INVALID")

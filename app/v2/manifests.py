@@ -29,6 +29,7 @@ from app.reference import (
     parse_reference,
     validate_name,
 )
+from app.v2.bodies import request_body
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def read_manifest_body():
     length = request.content_length
     if length is not None and length > limit:
         raise ManifestTooLarge(detail={"limit": limit, "size": length})
-    body = read_at_most(request.stream, limit + 1)
+    body = read_at_most(request_body(), limit + 1)
     if len(body) > limit:
         raise ManifestTooLarge(detail={"limit": limit})
     return body
