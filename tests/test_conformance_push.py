@@ -93,7 +93,7 @@ def test_post_with_digest_and_body_is_201_and_pullable(registry):
     assert stored_blob(registry, BLOB) == BLOB
 
 
-def test_post_opens_a_session(registry):
+def test_post_opens_an_upload(registry):
     response = registry.start_upload()
     assert response.status_code == 202
     assert response.headers["Location"].startswith(f"/v2/{NAME}/blobs/uploads/")
@@ -220,7 +220,7 @@ def test_cancelled_upload_leaves_nothing_behind(registry, location, storage):
 # Cross-repository mounts.
 
 
-def test_mount_of_a_missing_blob_without_from_opens_a_session(registry):
+def test_mount_of_a_missing_blob_without_from_opens_an_upload(registry):
     response = registry.start_upload(CROSSMOUNT, mount=MISSING_DIGEST)
     assert response.status_code == 202
     assert response.headers["Location"].startswith(f"/v2/{CROSSMOUNT}/blobs/uploads/")
@@ -241,7 +241,7 @@ def test_mounted_blob_is_pullable_from_the_new_repository(registry):
     assert stored_blob(registry, BLOB, CROSSMOUNT) == BLOB
 
 
-def test_mount_from_a_repository_without_the_blob_opens_a_session(registry):
+def test_mount_from_a_repository_without_the_blob_opens_an_upload(registry):
     response = registry.start_upload(CROSSMOUNT, mount=MISSING_DIGEST, **{"from": NAME})
     assert response.status_code == 202
     assert stored_blob(registry, BLOB, CROSSMOUNT) is None
@@ -254,7 +254,7 @@ def test_mount_without_from_finds_the_blob_when_automatic_mount_is_on(registry):
     assert stored_blob(registry, BLOB, CROSSMOUNT) == BLOB
 
 
-def test_mount_without_from_opens_a_session_when_automatic_mount_is_off(app, registry):
+def test_mount_without_from_opens_an_upload_when_automatic_mount_is_off(app, registry):
     app.config["REGISTRY_AUTOMATIC_MOUNT"] = False
     registry.push_blob(BLOB)
     response = registry.start_upload(CROSSMOUNT, mount=digest_of(BLOB))
