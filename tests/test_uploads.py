@@ -245,3 +245,21 @@ def test_blob_delete_is_405_when_deletes_are_off(app, client, storage):
     response = client.delete(url, headers=bearer(client, NAME, "delete"))
     assert response.status_code == 405
     assert response.json["errors"][0]["code"] == "UNSUPPORTED"
+
+
+def test_answers_without_a_body_name_no_media_type(client, headers):
+    opened = start(client, headers)
+    location = opened.headers["Location"]
+    progress = client.get(location, headers=headers)
+    done = client.put(f"{location}?digest={sha256(b'x')}", data=b"x", headers=headers)
+    deleted = client.delete(
+        f"/v2/{NAME}/blobs/{sha256(b'x')}", headers=bearer(client, NAME, "delete")
+    )
+    for response, status in (
+        (opened, 202),
+        (progress, 204),
+        (done, 201),
+        (deleted, 202),
+    ):
+        assert response.status_code == status
+        assert "Content-Type" not in response.headers

@@ -5,6 +5,8 @@ from flask import request
 from app.v2 import base, blobs, manifests, referrers, tags, uploads
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+# Answers that never carry a body, so they name no media type either.
+EMPTY_STATUSES = {201, 202, 204}
 
 
 def init_app(app):
@@ -17,4 +19,11 @@ def init_app(app):
 def add_api_version(response):
     if request.path.startswith("/v2"):
         response.headers.setdefault(*API_VERSION_HEADER)
+        if response.status_code in EMPTY_STATUSES and is_empty(response):
+            del response.headers["Content-Type"]
     return response
+
+
+def is_empty(response):
+    """True for a response whose whole body is known now and is empty."""
+    return response.is_sequence and not response.get_data()
