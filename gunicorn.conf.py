@@ -4,6 +4,9 @@ Pass ``--bind HOST:PORT`` (or set GUNICORN_CMD_ARGS) to listen elsewhere.
 """
 
 import multiprocessing
+import os
+import shutil
+import tempfile
 
 wsgi_app = "wsgi:app"
 bind = ["127.0.0.1:5080"]
@@ -20,3 +23,29 @@ keepalive = 5
 # Blobs are handed to the kernel with sendfile(2) through the WSGI file wrapper.
 sendfile = True
 accesslog = "-"
+
+# Metrics: every worker writes its counters into one folder that /metrics sums.
+# prometheus_client reads this variable when a worker first imports it, so it is
+# set here, in the arbiter, before any worker is forked.
+METRICS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def on_starting(server):
+    """Give the workers a fresh, empty folder for their metric values."""
+    folder = tempfile.mkdtemp(prefix="registry-metrics-")
+    os.environ[METRICS_FOLDER_VARIABLE] = folder
+    server.log.info("Metrics of all workers are kept in %s", folder)
+
+
+def child_exit(server, worker):
+    """Drop an exited worker's live values; its counters still count."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder when gunicorn stops."""
+    folder = os.environ.pop(METRICS_FOLDER_VARIABLE, None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -4,9 +4,10 @@ import os
 
 from flask import Flask
 
-from app import auth, cli, ui, v2
+from app import auth, cli, cors, health, metrics, ui, v2
 from app.config import load_config
 from app.errors import register_error_handlers
+from app.events import configure_logging
 from app.storage import open_storage
 
 
@@ -14,6 +15,7 @@ def create_app(test_config=None):
     """Build the application: config, storage, blueprints, errors, CLI."""
     app = Flask(__name__, instance_relative_config=True)
     load_config(app, test_config)
+    configure_logging(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.extensions["registry_storage"] = open_storage(app.config)
@@ -22,5 +24,8 @@ def create_app(test_config=None):
     v2.init_app(app)
     ui.init_app(app)
     cli.init_app(app)
+    cors.init_app(app)
+    health.init_app(app)
+    metrics.init_app(app)
     register_error_handlers(app)
     return app

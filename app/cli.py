@@ -7,8 +7,11 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from app.context import get_storage
+from app.events import quiet_command_line
 
-registry = AppGroup("registry", help="Manage the registry's storage.")
+registry = AppGroup(
+    "registry", help="Manage the registry's storage.", callback=quiet_command_line
+)
 
 
 def init_app(app):

@@ -31,6 +31,12 @@ DEFAULTS = {
     # Where `registry cert` keeps its CA and server certificate; None means "tls"
     # in the instance folder.
     "REGISTRY_TLS_DIR": None,
+    # Origins whose browser pages may call the API (CORS), comma-separated in the
+    # environment; "*" for any. Empty: no CORS headers at all.
+    "REGISTRY_CORS_ORIGINS": [],
+    # What the registry's own log lines let through, and how they are written.
+    "REGISTRY_LOG_LEVEL": "INFO",
+    "REGISTRY_LOG_FORMAT": "text",
 }
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -64,6 +70,8 @@ def convert(text, default, key):
         if word not in TRUE_WORDS | FALSE_WORDS:
             raise ValueError(f"{key} must be true or false, not {text!r}")
         return word in TRUE_WORDS
+    if isinstance(default, list):
+        return [item.strip() for item in text.split(",") if item.strip()]
     if isinstance(default, int):
         try:
             return int(text)

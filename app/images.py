@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import click
 
 from app.errors import RegistryError
+from app.events import record_event
 from app.reference import (
     Digest,
     compute_digest,
@@ -108,7 +109,12 @@ def import_image(storage, source, target=None, progress=False):
     except OSError as error:
         raise ImageImportError(f"cannot import {source}: {error}") from None
     for image in imported:
-        logger.info("image imported: %s:%s %s", image.name, image.tag, image.digest)
+        record_event(
+            "tag moved",
+            repository=image.name,
+            reference=image.tag,
+            digest=image.digest,
+        )
     return imported
 
 

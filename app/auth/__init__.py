@@ -3,10 +3,11 @@
 import re
 from datetime import datetime, timezone
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 
 from app.auth.tokens import TokenSigner, allows, load_signing_key, parse_scopes
 from app.errors import RegistryError, Unauthorized
+from app.metrics import count_tokens
 
 blueprint = Blueprint("auth", __name__)
 
@@ -34,6 +35,7 @@ def get_signer():
 
 
 @blueprint.get("/token")
+@count_tokens
 def issue_token():
     """Issue a token for the asked scopes, narrowed to what the caller may do."""
     service = request.args.get("service")
@@ -97,6 +99,7 @@ def require_access(resource_type=None, name=None, action=None):
             {"scope": scope},
             challenge(scope, "insufficient_scope"),
         )
+    g.registry_user = grant.get("sub")
     return grant
 
 

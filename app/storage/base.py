@@ -56,6 +56,10 @@ class Storage:
         """Return the Digests of every blob in the store (manifests too)."""
         raise NotImplementedError
 
+    def check_access(self):
+        """Raise OSError unless the store can be read and written right now."""
+        raise NotImplementedError
+
     # Repositories and the blobs they hold.
 
     def repository_exists(self, name):

@@ -142,6 +142,12 @@ class FilesystemStorage(FilesystemUploads, Storage):
                     digests.append(_stored_digest(algorithm, entry))
         return [digest for digest in digests if digest is not None]
 
+    def check_access(self):
+        os.listdir(self._path("blobs"))
+        with self._temporary_file() as probe:
+            probe.write(b"ready")
+        os.unlink(probe.name)
+
     # Repositories.
 
     def repository_exists(self, name):

@@ -1,7 +1,5 @@
 """``GET``/``HEAD /v2/<name>/blobs/<digest>``: blob downloads, whole or by range."""
 
-import logging
-
 from flask import Blueprint, Response, request
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
@@ -9,9 +7,8 @@ from werkzeug.wsgi import wrap_file
 from app.auth import require_access
 from app.context import get_storage, require_deletes_enabled
 from app.errors import BlobUnknown, RangeNotSatisfiable
+from app.events import record_event
 from app.reference import parse_digest, validate_name
-
-logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("blobs", __name__)
 
@@ -48,7 +45,7 @@ def delete_blob(name, digest):
 
     get_storage().unlink_blob(name, digest)
 
-    logger.info("blob deleted: %s %s", name, digest)
+    record_event("blob deleted", repository=name, digest=digest)
     return Response(status=202)
 
 

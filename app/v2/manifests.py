@@ -6,7 +6,6 @@ a referrer of that digest, which need not exist yet.
 """
 
 import json
-import logging
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, request
@@ -22,6 +21,7 @@ from app.errors import (
     NameUnknown,
     TagInvalid,
 )
+from app.events import record_event
 from app.reference import (
     Digest,
     compute_digest,
@@ -30,8 +30,6 @@ from app.reference import (
     validate_name,
 )
 from app.v2.bodies import request_body
-
-logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("manifests", __name__)
 
@@ -101,7 +99,7 @@ def put_manifest(name, reference):
     store_manifest(storage, name, body, content, digest)
     if not isinstance(reference, Digest):
         storage.tag_manifest(name, reference, digest)
-        logger.info("manifest tagged: %s:%s %s", name, reference, digest)
+        record_event("tag moved", repository=name, reference=reference, digest=digest)
 
     return manifest_created(name, digest, content.subject)
 
@@ -121,7 +119,7 @@ def delete_manifest(name, reference):
         remove_manifest(storage, name, reference)
     else:
         storage.delete_tag(name, reference)
-        logger.info("tag deleted: %s:%s", name, reference)
+        record_event("tag deleted", repository=name, reference=reference)
 
     response = Response(status=202)
     response.content_length = 0
@@ -285,11 +283,13 @@ def check_references(storage, name, content):
 def store_manifest(storage, name, body, content, digest):
     """Store the manifest's bytes, then record it as a referrer of its subject."""
     storage.put_manifest(name, body, content.media_type, digest)
-    logger.info("manifest stored: %s %s", name, digest)
+    record_event("manifest pushed", repository=name, digest=digest, size=len(body))
     if content.subject is not None:
         descriptor = referrer_descriptor(content, digest, len(body))
         storage.add_referrer(name, content.subject, descriptor)
-        logger.info("referrer added: %s %s -> %s", name, digest, content.subject)
+        record_event(
+            "referrer added", repository=name, digest=digest, subject=content.subject
+        )
 
 
 def referrer_descriptor(content, digest, size):
@@ -308,11 +308,15 @@ def remove_manifest(storage, name, digest):
     subject = stored_subject(manifest.body)
 
     for tag in storage.untag_manifest(name, digest):
-        logger.info("tag deleted: %s:%s", name, tag)
+        record_event("tag deleted", repository=name, reference=tag, digest=digest)
     if subject is not None and storage.remove_referrer(name, subject, digest):
-        logger.info("referrer removed: %s %s -> %s", name, digest, subject)
+        record_event(
+            "referrer removed", repository=name, digest=digest, subject=subject
+        )
     storage.delete_manifest(name, digest)
-    logger.info("manifest deleted: %s %s", name, digest)
+    record_event(
+        "manifest deleted", repository=name, digest=digest, size=len(manifest.body)
+    )
 
 
 def stored_subject(body):

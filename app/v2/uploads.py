@@ -6,7 +6,6 @@ chunks, or one streamed body as docker sends it), and closed with
 ``?mount=<digest>&from=<repository>`` links a blob another repository holds.
 """
 
-import logging
 import re
 
 from flask import Blueprint, Response, current_app, request
@@ -15,10 +14,9 @@ from app.auth import require_access
 from app.auth.tokens import allows
 from app.context import get_storage
 from app.errors import BlobUploadInvalid, DigestInvalid, UploadRangeInvalid
+from app.events import record_event
 from app.reference import parse_digest, validate_name
 from app.v2.bodies import request_body
-
-logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("uploads", __name__)
 
@@ -112,7 +110,7 @@ def mount_blob(name, digest, grant):
     if not found:
         return None
     storage.link_blob(name, digest)
-    logger.info("mounted %s into %s from %s", digest, name, source or "the store")
+    record_event("blob mounted", repository=name, digest=digest, source=source)
     return digest
 
 
@@ -136,8 +134,10 @@ def chunk_start():
 
 def commit_created(name, digest):
     """Link a committed blob into the repository and answer 201."""
-    get_storage().link_blob(name, digest)
-    logger.info("blob committed: %s %s", name, digest)
+    storage = get_storage()
+    storage.link_blob(name, digest)
+    size = storage.blob_size(digest)
+    record_event("blob committed", repository=name, digest=digest, size=size)
     return blob_created(name, digest)
 
 

@@ -1,0 +1,256 @@
+"""``/metrics``: Prometheus counters and histograms of what the registry serves.
+
+Under gunicorn, ``gunicorn.conf.py`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
+fresh folder before any worker starts, so every worker writes its values there
+and a scrape answered by any one of them sums them all. Without that variable
+(``flask run``, tests) the values live in the one process.
+
+Requests are counted by a WSGI middleware that only reads what Flask already
+knows (the endpoint, the status, the Content-Length it sent) and records when the
+server closes the response, so a blob streamed with sendfile is timed to its end.
+"""
+
+import functools
+import os
+import time
+
+from flask import Blueprint, Response, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from werkzeug.wsgi import ClosingIterator
+
+from app.context import get_storage
+from app.errors import RegistryError
+
+blueprint = Blueprint("metrics", __name__)
+
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+ROUTE_KEY = "registry.route"
+UNMATCHED_ROUTE = "unmatched"
+# Seconds, from a small manifest on loopback to a large layer over a slow link.
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Endpoints whose time is a pull or an upload, and what they move.
+PULL_ENDPOINTS = {"manifests.get_manifest": "manifest", "blobs.get_blob": "blob"}
+UPLOAD_ENDPOINTS = {
+    "manifests.put_manifest": "manifest",
+    "uploads.start_upload": "blob",
+    "uploads.append_upload": "blob",
+    "uploads.finish_upload": "blob",
+}
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+REQUESTS = Counter(
+    "registry_http_requests",
+    "HTTP requests answered, by route (the Flask endpoint), method and status.",
+    ["route", "method", "status"],
+)
+BYTES_SERVED = Counter(
+    "registry_http_served_bytes",
+    "Bytes of response bodies sent, by route (as announced by Content-Length).",
+    ["route"],
+)
+BYTES_RECEIVED = Counter(
+    "registry_http_received_bytes",
+    "Bytes of request bodies read by the registry, by route.",
+    ["route"],
+)
+PULL_DURATION = Histogram(
+    "registry_pull_duration_seconds",
+    "Time from receiving a manifest or blob GET to sending its last byte.",
+    ["kind"],
+    buckets=DURATION_BUCKETS,
+)
+UPLOAD_DURATION = Histogram(
+    "registry_upload_duration_seconds",
+    "Time to receive one upload request (blob POST, PATCH, PUT or manifest PUT).",
+    ["kind"],
+    buckets=DURATION_BUCKETS,
+)
+TOKENS = Counter(
+    "registry_tokens",
+    "Token requests, by outcome: issued or refused.",
+    ["outcome"],
+)
+
+
+def init_app(app):
+    """Serve /metrics, and count every request the application answers."""
+    app.register_blueprint(blueprint)
+    app.after_request(remember_route)
+    app.wsgi_app = RequestMetrics(app.wsgi_app)
+
+
+@blueprint.get("/metrics")
+def serve_metrics():
+    """Answer the Prometheus text format, summed over every worker."""
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROCESS_VARIABLE):
+        MultiProcessCollector(registry)
+    else:
+        registry.register(SingleProcessCollector())
+    registry.register(StorageCollector(get_storage()))
+
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+class SingleProcessCollector:
+    """This process's own request and token metrics, without the default ones."""
+
+    def collect(self):
+        for metric in (REQUESTS, BYTES_SERVED, BYTES_RECEIVED, TOKENS):
+            yield from metric.collect()
+        for metric in (PULL_DURATION, UPLOAD_DURATION):
+            yield from metric.collect()
+
+
+class StorageCollector:
+    """The bytes and count of blobs in the store, read when scraped."""
+
+    def __init__(self, storage):
+        self.storage = storage
+
+    def collect(self):
+        count, size = 0, 0
+        for digest in self.storage.list_blobs():
+            try:
+                size += self.storage.blob_size(digest)
+            except RegistryError:
+                continue  # removed since the listing
+            count += 1
+        stored = GaugeMetricFamily(
+            "registry_storage_bytes", "Bytes of blobs (manifests too) in the store."
+        )
+        stored.add_metric([], size)
+        blobs = GaugeMetricFamily("registry_storage_blobs", "Blobs in the store.")
+        blobs.add_metric([], count)
+        return [stored, blobs]
+
+
+def remember_route(response):
+    """Leave the matched endpoint where the middleware finds it."""
+    request.environ[ROUTE_KEY] = request.endpoint or UNMATCHED_ROUTE
+    return response
+
+
+def count_tokens(view):
+    """Count a token view's answers: issued when it returns, refused when it raises."""
+
+    @functools.wraps(view)
+    def counted(*args, **kwargs):
+        try:
+            response = view(*args, **kwargs)
+        except Exception:
+            record_token(issued=False)
+            raise
+        record_token(issued=True)
+        return response
+
+    return counted
+
+
+def record_token(issued):
+    """Count one token issued, or one refused."""
+    TOKENS.labels("issued" if issued else "refused").inc()
+
+
+class RequestMetrics:
+    """WSGI middleware: count, size and time each request when it is closed."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        received = None
+        if environ.get("REQUEST_METHOD") in BODY_METHODS:
+            received = environ["wsgi.input"] = CountingInput(environ["wsgi.input"])
+        answer = {}
+
+        def remember_start(status, headers, exc_info=None):
+            answer["status"] = status.split(" ", 1)[0]
+            answer["length"] = content_length(headers)
+            return start_response(status, headers, exc_info)
+
+        def record():
+            route = environ.get(ROUTE_KEY, UNMATCHED_ROUTE)
+            method = environ.get("REQUEST_METHOD", "")
+            REQUESTS.labels(route, method, answer.get("status", "500")).inc()
+            if answer.get("length") and method != "HEAD":
+                BYTES_SERVED.labels(route).inc(answer["length"])
+            if received is not None and received.count:
+                BYTES_RECEIVED.labels(route).inc(received.count)
+            observe_duration(route, method, time.perf_counter() - started)
+
+        return call_when_closed(self.wsgi_app(environ, remember_start), record)
+
+
+def observe_duration(route, method, seconds):
+    """Add a pull or upload request's time to its histogram."""
+    if method == "GET" and route in PULL_ENDPOINTS:
+        PULL_DURATION.labels(PULL_ENDPOINTS[route]).observe(seconds)
+    elif route in UPLOAD_ENDPOINTS:
+        UPLOAD_DURATION.labels(UPLOAD_ENDPOINTS[route]).observe(seconds)
+
+
+def content_length(headers):
+    """Return the Content-Length among WSGI headers, or 0 without one."""
+    for key, value in headers:
+        if key.lower() == "content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
+
+
+def call_when_closed(iterable, callback):
+    """Arrange for ``callback`` to run after the server closes ``iterable``.
+
+    The iterable itself is kept where it can be, so that a server still sees the
+    file wrapper it handed out and can send the file with sendfile(2).
+    """
+    close = getattr(iterable, "close", None)
+
+    def closed():
+        try:
+            if close is not None:
+                close()
+        finally:
+            callback()
+
+    try:
+        iterable.close = closed
+    except AttributeError:
+        return ClosingIterator(iterable, closed)
+    return iterable
+
+
+class CountingInput:
+    """A request body stream that counts the bytes read from it."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.count = 0
+
+    def read(self, *args):
+        data = self.stream.read(*args)
+        self.count += len(data)
+        return data
+
+    def readline(self, *args):
+        line = self.stream.readline(*args)
+        self.count += len(line)
+        return line
+
+    def __iter__(self):
+        while line := self.readline():
+            yield line
+
+    def close(self):
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
