@@ -1,5 +1,6 @@
 """``flask --app wsgi registry ...``: the operator's commands, and ``flask shell``."""
 
+import json
 import sys
 
 import click
@@ -25,7 +26,20 @@ def shell_namespace():
     from app.images import import_image
 
     storage = current_app.extensions["registry_storage"]
-    return {"storage": storage, "import_image": import_image}
+    namespace = {"storage": storage, "import_image": import_image}
+    namespace.update(inventory_namespace())
+    return namespace
+
+
+def inventory_namespace():
+    """The listing, inspecting, removing and exporting functions, by name."""
+    from app import inventory
+    from app.export import export_image
+
+    names = ["list_repositories", "list_tags", "inspect_image", "remove_image"]
+    namespace = {name: getattr(inventory, name) for name in names}
+    namespace.update(disk_usage=inventory.disk_usage, export_image=export_image)
+    return namespace
 
 
 @registry.command("import")
@@ -72,3 +86,94 @@ def cert_command(hostnames, port, force):
     except CertificateError as error:
         raise click.ClickException(str(error)) from None
     click.echo(usage_text(issued, port))
+
+
+@registry.command("export")
+@click.argument("reference")
+@click.argument("target", type=click.Path())
+@click.option(
+    "--format",
+    "image_format",
+    type=click.Choice(["docker", "oci"]),
+    default="docker",
+    show_default=True,
+    help="docker: a tarball for docker load; oci: an OCI image layout.",
+)
+@click.option("--platform", help="OS/ARCH[/VARIANT] to take from an index.")
+def export_command(reference, target, image_format, platform):
+    """Export NAME:TAG or NAME@DIGEST to TARGET.
+
+    With --format oci, TARGET is a folder, or a tar when it ends in .tar.
+    """
+    from app.export import ImageExportError, export_image
+
+    show_progress = sys.stderr.isatty()
+    try:
+        exported = export_image(
+            get_storage(), reference, target, image_format, platform, show_progress
+        )
+    except ImageExportError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{exported.reference} {exported.digest} {exported.target}")
+
+
+@registry.command("ls")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON; sizes in bytes.")
+def ls_command(name, as_json):
+    """List the repositories, or the tags of repository NAME, with their sizes."""
+    from app import inventory
+
+    try:
+        if name:
+            items = inventory.list_tags(get_storage(), name)
+        else:
+            items = inventory.list_repositories(get_storage())
+    except inventory.InventoryError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(inventory.as_plain_data(items), indent=2))
+    else:
+        click.echo(inventory.format_listing(items, name), nl=False)
+
+
+@registry.command("inspect")
+@click.argument("reference")
+def inspect_command(reference):
+    """Show NAME:TAG or NAME@DIGEST: manifest, config, layers, tags, as JSON."""
+    from app.inventory import InventoryError, inspect_image
+
+    try:
+        details = inspect_image(get_storage(), reference)
+    except InventoryError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(json.dumps(details, indent=2))
+
+
+@registry.command("rm")
+@click.argument("reference")
+def rm_command(reference):
+    """Remove tag NAME:TAG, or manifest NAME@DIGEST with every tag pointing at it.
+
+    The bytes stay in the store until garbage collection.
+    """
+    from app.inventory import InventoryError, remove_image
+
+    try:
+        removed = remove_image(get_storage(), reference)
+    except InventoryError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"removed {removed}")
+
+
+@registry.command("du")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON; sizes in bytes.")
+def du_command(as_json):
+    """Show the bytes the store holds: in all, per repository, shared, unused."""
+    from app import inventory
+
+    usage = inventory.disk_usage(get_storage())
+    if as_json:
+        click.echo(json.dumps(inventory.as_plain_data(usage), indent=2))
+    else:
+        click.echo(inventory.format_usage(usage), nl=False)

@@ -1,0 +1,322 @@
+"""What the store holds, for the command line and ``flask shell``: list, inspect,
+remove and measure repositories, tags and manifests.
+
+Sizes are those of the blobs themselves (the manifest, its config and its
+layers, and for an index every child manifest with its blobs); a blob that two
+images share is counted once per repository and once in the store's total.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+
+from app.errors import RegistryError
+from app.events import record_event
+from app.reference import Digest, parse_digest, validate_name, validate_tag
+from app.storage.errors import StorageError
+from app.v2.manifests import INDEX_TYPES, remove_manifest
+
+SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+SIZE_STEP = 1024
+SHORT_DIGEST_LENGTH = 12
+
+
+class InventoryError(Exception):
+    """A reference or request that cannot be answered; the message says why."""
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """``NAME:TAG`` or ``NAME@DIGEST``: exactly one of tag and digest is set."""
+
+    name: str
+    tag: str | None = None
+    digest: Digest | None = None
+
+    def __str__(self):
+        if self.digest:
+            return f"{self.name}@{self.digest}"
+        return f"{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class RepositorySummary:
+    name: str
+    tags: int
+    manifests: int
+    size: int
+
+
+@dataclass(frozen=True)
+class TagSummary:
+    tag: str
+    digest: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """Bytes in the store, per repository, and how many are shared or unused."""
+
+    total: int
+    blobs: int
+    repositories: list
+    shared: int
+    unreferenced: int
+
+
+def parse_image_reference(text, require_tag_or_digest=True):
+    """Return the ImageReference ``NAME:TAG`` or ``NAME@DIGEST`` spells."""
+    name, at, digest = text.partition("@")
+    tag = None
+    if not at:
+        head, colon, tail = text.rpartition(":")
+        if colon and "/" not in tail:
+            name, tag = head, tail
+        elif require_tag_or_digest:
+            raise InventoryError(f"{text!r}: give NAME:TAG or NAME@DIGEST")
+    try:
+        name = validate_name(name)
+        if tag is not None:
+            tag = validate_tag(tag)
+        parsed = parse_digest(digest) if at else None
+    except RegistryError as error:
+        raise InventoryError(f"{text!r}: {error.message}") from None
+    return ImageReference(name, tag, parsed)
+
+
+def resolve(storage, reference):
+    """Return the Manifest a reference names, or InventoryError if none."""
+    try:
+        digest = reference.digest or storage.resolve_tag(reference.name, reference.tag)
+        return storage.get_manifest(reference.name, digest)
+    except StorageError:
+        raise InventoryError(f"{reference} is not in the registry") from None
+
+
+def manifest_blobs(storage, name, manifest):
+    """Return {digest: size} of a manifest and everything it references."""
+    document = json.loads(manifest.body)
+    blobs = {str(manifest.digest): len(manifest.body)}
+    if manifest.media_type in INDEX_TYPES:
+        for child in document.get("manifests", []):
+            try:
+                stored = storage.get_manifest(name, parse_digest(child["digest"]))
+            except (StorageError, RegistryError):
+                continue  # an index may list platforms it was pushed without
+            blobs.update(manifest_blobs(storage, name, stored))
+        return blobs
+    for descriptor in [document.get("config", {}), *document.get("layers", [])]:
+        if "digest" in descriptor:
+            blobs[descriptor["digest"]] = descriptor.get("size", 0)
+    return blobs
+
+
+def repository_blobs(storage, name):
+    """Return {digest: size} of everything the repository's manifests reference."""
+    blobs = {}
+    for digest in storage.list_manifests(name):
+        try:
+            manifest = storage.get_manifest(name, digest)
+        except StorageError:
+            continue  # deleted since the listing
+        blobs.update(manifest_blobs(storage, name, manifest))
+    return blobs
+
+
+def list_repositories(storage):
+    """Return a RepositorySummary for every repository, by name."""
+    summaries = []
+    for name in storage.list_repositories():
+        summaries.append(
+            RepositorySummary(
+                name,
+                len(storage.list_tags(name)),
+                len(storage.list_manifests(name)),
+                sum(repository_blobs(storage, name).values()),
+            )
+        )
+    return summaries
+
+
+def list_tags(storage, name):
+    """Return a TagSummary for every tag of a repository, by tag."""
+    reference = parse_image_reference(name, require_tag_or_digest=False)
+    try:
+        tags = storage.list_tags(reference.name)
+    except StorageError:
+        raise InventoryError(f"no repository named {reference.name}") from None
+    summaries = []
+    for tag in tags:
+        try:
+            manifest = resolve(storage, ImageReference(reference.name, tag))
+        except InventoryError:
+            continue  # removed since the listing
+        size = sum(manifest_blobs(storage, reference.name, manifest).values())
+        summaries.append(
+            TagSummary(tag, str(manifest.digest), manifest.media_type, size)
+        )
+    return summaries
+
+
+def inspect_image(storage, text):
+    """Return what ``NAME:TAG`` or ``NAME@DIGEST`` is: manifest, config, layers."""
+    reference = parse_image_reference(text)
+    manifest = resolve(storage, reference)
+    document = json.loads(manifest.body)
+    blobs = manifest_blobs(storage, reference.name, manifest)
+    details = {
+        "name": reference.name,
+        "digest": str(manifest.digest),
+        "mediaType": manifest.media_type,
+        "size": sum(blobs.values()),
+        "tags": storage.find_tags(reference.name, manifest.digest),
+    }
+    if manifest.media_type in INDEX_TYPES:
+        details["manifests"] = [
+            {key: entry.get(key) for key in ("digest", "mediaType", "size", "platform")}
+            for entry in document.get("manifests", [])
+        ]
+    else:
+        details["config"] = image_config(storage, document.get("config", {}))
+        details["layers"] = [
+            {key: layer.get(key) for key in ("digest", "mediaType", "size")}
+            for layer in document.get("layers", [])
+        ]
+    return details
+
+
+def image_config(storage, descriptor):
+    """Return the parts of an image config a person looks for, if it is one."""
+    summary = {key: descriptor.get(key) for key in ("digest", "mediaType")}
+    try:
+        config = json.loads(storage.read_blob(parse_digest(descriptor["digest"])))
+    except (KeyError, ValueError, StorageError, RegistryError):
+        return summary
+    if not isinstance(config, dict):
+        return summary
+    settings = config.get("config") or {}
+    summary.update(
+        {
+            "created": config.get("created"),
+            "architecture": config.get("architecture"),
+            "os": config.get("os"),
+            "entrypoint": settings.get("Entrypoint"),
+            "cmd": settings.get("Cmd"),
+            "env": settings.get("Env"),
+            "labels": settings.get("Labels"),
+        }
+    )
+    return summary
+
+
+def remove_image(storage, text):
+    """Remove a tag (``NAME:TAG``) or a manifest and its tags (``NAME@DIGEST``)."""
+    reference = parse_image_reference(text)
+    manifest = resolve(storage, reference)
+    if reference.digest is None:
+        storage.delete_tag(reference.name, reference.tag)
+        record_event(
+            "tag deleted",
+            repository=reference.name,
+            reference=reference.tag,
+            digest=manifest.digest,
+        )
+    else:
+        remove_manifest(storage, reference.name, manifest.digest)
+    return reference
+
+
+def disk_usage(storage):
+    """Return the DiskUsage of the whole store."""
+    sizes = {}
+    for digest in storage.list_blobs():
+        try:
+            sizes[str(digest)] = storage.blob_size(digest)
+        except StorageError:
+            continue
+    names = storage.list_repositories()
+    held = {name: repository_blobs(storage, name) for name in names}
+    holders = {}
+    for blobs in held.values():
+        for digest in blobs:
+            holders[digest] = holders.get(digest, 0) + 1
+    repositories = [
+        {
+            "name": name,
+            "size": sum(sizes.get(digest, 0) for digest in blobs),
+            "unique": sum(sizes.get(d, 0) for d in blobs if holders[d] == 1),
+        }
+        for name, blobs in held.items()
+    ]
+    return DiskUsage(
+        total=sum(sizes.values()),
+        blobs=len(sizes),
+        repositories=repositories,
+        shared=sum(size for d, size in sizes.items() if holders.get(d, 0) > 1),
+        unreferenced=sum(size for d, size in sizes.items() if d not in holders),
+    )
+
+
+def format_listing(items, name=None):
+    """Return repositories, or a repository's tags, as an aligned table."""
+    if name:
+        header = ("TAG", "DIGEST", "MEDIA TYPE", "SIZE")
+        rows = [
+            (t.tag, short_digest(t.digest), t.media_type, human_size(t.size))
+            for t in items
+        ]
+    else:
+        header = ("REPOSITORY", "TAGS", "MANIFESTS", "SIZE")
+        rows = [
+            (r.name, str(r.tags), str(r.manifests), human_size(r.size)) for r in items
+        ]
+    return format_table(header, rows)
+
+
+def format_usage(usage):
+    """Return a DiskUsage as lines a person reads."""
+    lines = [
+        f"total: {human_size(usage.total)} in {usage.blobs} blobs",
+        f"shared by several repositories: {human_size(usage.shared)}",
+        f"referenced by no manifest: {human_size(usage.unreferenced)}",
+        "",
+    ]
+    rows = [
+        (entry["name"], human_size(entry["size"]), human_size(entry["unique"]))
+        for entry in usage.repositories
+    ]
+    return "\n".join(lines) + format_table(("REPOSITORY", "SIZE", "UNIQUE"), rows)
+
+
+def format_table(header, rows):
+    """Return rows under a header, columns padded to their widest cell."""
+    table = [header, *rows]
+    widths = [max(len(row[column]) for row in table) for column in range(len(header))]
+    lines = []
+    for row in table:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def human_size(size):
+    """Return a byte count in binary units: ``512 B``, ``1.5 KiB``, ``2.0 GiB``."""
+    value = float(size)
+    for unit in SIZE_UNITS:
+        if value < SIZE_STEP or unit == SIZE_UNITS[-1]:
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= SIZE_STEP
+    return f"{size} B"
+
+
+def short_digest(digest):
+    """Return the first hex characters of a digest, as docker shows image ids."""
+    return str(digest).partition(":")[2][:SHORT_DIGEST_LENGTH]
+
+
+def as_plain_data(items):
+    """Return dataclasses as dicts, for ``--json``."""
+    if isinstance(items, list):
+        return [asdict(item) for item in items]
+    return asdict(items)
