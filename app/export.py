@@ -5,8 +5,10 @@
   stored (gzip-compressed); ``docker load`` decompresses them. An index is
   exported as the one image of the asked platform.
 - ``oci``: an OCI image layout (``oci-layout``, ``index.json``, ``blobs/``) as a
-  folder, or as a tar when the target ends in ``.tar``. Manifests and blobs go
-  out byte for byte, an index with every child manifest the repository holds.
+  folder, or as a tar when the target ends in ``.tar``. Blobs go out byte for
+  byte, and so do manifests of OCI types; an index goes with every child
+  manifest. Manifests of Docker's types are rewritten with the OCI types (new
+  digests), as ``skopeo copy`` does, since OCI tools skip other types.
 
 Every blob is checked against its digest while it is copied, and the result is
 written beside the target and renamed into place: a failed export leaves
@@ -28,9 +30,16 @@ import click
 
 from app.errors import RegistryError
 from app.inventory import InventoryError, parse_image_reference, resolve
-from app.reference import parse_digest
+from app.reference import compute_digest, parse_digest
+from app.storage import Manifest
 from app.storage.errors import StorageError
-from app.v2.manifests import INDEX_TYPES, OCI_INDEX
+from app.v2.manifests import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    INDEX_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+)
 
 EXPORT_FORMATS = ("docker", "oci")
 OCI_LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
@@ -39,6 +48,19 @@ BLOCK_SIZE = 1024 * 1024
 FILE_MODE = 0o644
 FOLDER_MODE = 0o755
 # Python's names for machines, as the OCI platform spec spells them.
+OCI_TYPES_OF_DOCKER_TYPES = {
+    DOCKER_MANIFEST: OCI_MANIFEST,
+    DOCKER_MANIFEST_LIST: OCI_INDEX,
+    "application/vnd.docker.container.image.v1+json": (
+        "application/vnd.oci.image.config.v1+json"
+    ),
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": (
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    ),
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": (
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+    ),
+}
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
 
 
@@ -77,7 +99,7 @@ def export_image(
     as_folder = image_format == "oci" and not target.endswith(".tar")
     with progress_bar(progress, sum(size for _d, size in plan.blobs)) as advance:
         write_export(storage, plan, target, as_folder, advance)
-    return ExportedImage(str(reference), str(manifest.digest), target, image_format)
+    return ExportedImage(str(reference), plan.digest, target, image_format)
 
 
 @dataclass(frozen=True)
@@ -86,6 +108,7 @@ class ExportPlan:
 
     documents: dict
     blobs: list
+    digest: str
 
 
 def docker_plan(storage, reference, manifest):
@@ -101,39 +124,80 @@ def docker_plan(storage, reference, manifest):
     blobs = [(config.get("digest", ""), config.get("size"))]
     blobs += [(layer.get("digest", ""), layer.get("size")) for layer in layers]
     documents = {"manifest.json": json.dumps([entry]).encode()}
-    return ExportPlan(documents, unique(blobs))
+    return ExportPlan(documents, unique(blobs), str(manifest.digest))
 
 
 def oci_plan(storage, reference, manifest):
     """Plan an OCI layout holding a manifest or index and all it references."""
+    documents = {"oci-layout": json.dumps(OCI_LAYOUT_VERSION).encode()}
+    blobs = []
+    top = add_manifest(storage, reference.name, manifest, documents, blobs)
     descriptor = {
-        "mediaType": manifest.media_type,
-        "digest": str(manifest.digest),
-        "size": len(manifest.body),
+        "mediaType": top.media_type,
+        "digest": str(top.digest),
+        "size": len(top.body),
     }
     if reference.tag:
         descriptor["annotations"] = {REF_NAME_ANNOTATION: reference.tag}
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [descriptor]}
-    documents = {
-        "oci-layout": json.dumps(OCI_LAYOUT_VERSION).encode(),
-        "index.json": json.dumps(index).encode(),
-    }
-    blobs = []
-    add_manifest(storage, reference.name, manifest, documents, blobs)
-    return ExportPlan(documents, unique(blobs))
+    documents["index.json"] = json.dumps(index).encode()
+    return ExportPlan(documents, unique(blobs), str(top.digest))
 
 
 def add_manifest(storage, name, manifest, documents, blobs):
-    """Add a manifest's bytes, and recursively what it references, to a plan."""
-    documents[blob_path(str(manifest.digest))] = manifest.body
+    """Add a manifest, in OCI terms, and all it references to a plan; return it.
+
+    A manifest of OCI types goes out byte for byte. One of Docker's types is
+    rewritten with the matching OCI types, as ``skopeo copy`` does, since OCI
+    tools look only for OCI types in a layout; its config and layers stay as
+    they are.
+    """
     document = json.loads(manifest.body)
     if manifest.media_type in INDEX_TYPES:
+        children = []
         for child in document.get("manifests") or []:
             stored = child_manifest(storage, name, child)
-            add_manifest(storage, name, stored, documents, blobs)
-        return
-    for descriptor in [document.get("config") or {}, *(document.get("layers") or [])]:
-        blobs.append((descriptor.get("digest", ""), descriptor.get("size")))
+            written = add_manifest(storage, name, stored, documents, blobs)
+            children.append(replace_descriptor(child, written))
+        document["manifests"] = children
+    else:
+        for descriptor in [document.get("config") or {}, *document.get("layers", [])]:
+            blobs.append((descriptor.get("digest", ""), descriptor.get("size")))
+    if manifest.media_type in OCI_TYPES_OF_DOCKER_TYPES or manifest_changed(
+        manifest, document
+    ):
+        manifest = to_oci_manifest(document, manifest.media_type)
+    documents[blob_path(str(manifest.digest))] = manifest.body
+    return manifest
+
+
+def manifest_changed(manifest, document):
+    """Tell whether an index's children were rewritten, changing the index."""
+    return manifest.media_type in INDEX_TYPES and document != json.loads(manifest.body)
+
+
+def to_oci_manifest(document, media_type):
+    """Return a Manifest of the document with Docker's media types made OCI's."""
+    document["mediaType"] = oci_type(media_type)
+    for descriptor in [document.get("config"), *(document.get("layers") or [])]:
+        if isinstance(descriptor, dict) and "mediaType" in descriptor:
+            descriptor["mediaType"] = oci_type(descriptor["mediaType"])
+    body = json.dumps(document, indent=3).encode()
+    return Manifest(body, document["mediaType"], compute_digest(body))
+
+
+def oci_type(media_type):
+    """Return the OCI media type for one of Docker's, or the type itself."""
+    return OCI_TYPES_OF_DOCKER_TYPES.get(media_type, media_type)
+
+
+def replace_descriptor(descriptor, manifest):
+    """Return an index entry pointing at ``manifest`` instead, keeping the rest."""
+    entry = dict(descriptor)
+    entry["mediaType"] = manifest.media_type
+    entry["digest"] = str(manifest.digest)
+    entry["size"] = len(manifest.body)
+    return entry
 
 
 def child_manifest(storage, name, descriptor):

@@ -62,16 +62,30 @@ def test_docker_export_imports_back_to_the_same_digest(
 
 
 @pytest.mark.parametrize("target_name", ["layout", "layout.tar"])
-def test_oci_export_imports_back_byte_for_byte(
+def test_oci_export_imports_back_to_the_digest_it_reports(
     storage, busybox_like, fresh_storage, tmp_path, target_name
 ):
     target = str(tmp_path / target_name)
 
-    export_image(storage, "hello:1", target, "oci")
+    exported = export_image(storage, "hello:1", target, "oci")
     [again] = import_image(fresh_storage, target, "copy:1")
 
-    assert again.digest == busybox_like.digest
+    assert str(again.digest) == exported.digest
     assert os.path.isdir(target) == (target_name == "layout")
+
+
+def test_oci_export_gives_a_docker_manifest_the_oci_types(
+    storage, busybox_like, tmp_path
+):
+    exported = export_image(storage, "hello:1", str(tmp_path / "out"), "oci")
+
+    stored = json.loads(storage.get_manifest("hello", busybox_like.digest).body)
+    hex_digest = exported.digest.partition(":")[2]
+    written = json.loads((tmp_path / "out/blobs/sha256" / hex_digest).read_bytes())
+    assert written["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert [layer["digest"] for layer in written["layers"]] == [
+        layer["digest"] for layer in stored["layers"]
+    ]
 
 
 def test_oci_export_of_an_index_takes_every_platform(storage, fresh_storage, tmp_path):
