@@ -48,6 +48,7 @@ def answer_preflight():
     if not is_preflight or allowed_origin() is None:
         return None
     response = Response(status=204)
+    del response.headers["Content-Type"]
     response.headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
     response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
     response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE

@@ -45,6 +45,9 @@ UPLOAD_ENDPOINTS = {
     "uploads.finish_upload": "blob",
 }
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Methods counted by name; any other a client makes up is counted as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"}) | BODY_METHODS
+OTHER_METHOD = "other"
 
 REQUESTS = Counter(
     "registry_http_requests",
@@ -78,6 +81,10 @@ TOKENS = Counter(
     "Token requests, by outcome: issued or refused.",
     ["outcome"],
 )
+
+
+# (metric, label values) -> the labelled child; see ``labelled``.
+LABELLED = {}
 
 
 def init_app(app):
@@ -180,12 +187,14 @@ class RequestMetrics:
 
         def record():
             route = environ.get(ROUTE_KEY, UNMATCHED_ROUTE)
-            method = environ.get("REQUEST_METHOD", "")
-            REQUESTS.labels(route, method, answer.get("status", "500")).inc()
+            method = environ.get("REQUEST_METHOD")
+            if method not in KNOWN_METHODS:
+                method = OTHER_METHOD
+            labelled(REQUESTS, route, method, answer.get("status", "500")).inc()
             if answer.get("length") and method != "HEAD":
-                BYTES_SERVED.labels(route).inc(answer["length"])
+                labelled(BYTES_SERVED, route).inc(answer["length"])
             if received is not None and received.count:
-                BYTES_RECEIVED.labels(route).inc(received.count)
+                labelled(BYTES_RECEIVED, route).inc(received.count)
             observe_duration(route, method, time.perf_counter() - started)
 
         return call_when_closed(self.wsgi_app(environ, remember_start), record)
@@ -194,9 +203,21 @@ class RequestMetrics:
 def observe_duration(route, method, seconds):
     """Add a pull or upload request's time to its histogram."""
     if method == "GET" and route in PULL_ENDPOINTS:
-        PULL_DURATION.labels(PULL_ENDPOINTS[route]).observe(seconds)
+        labelled(PULL_DURATION, PULL_ENDPOINTS[route]).observe(seconds)
     elif route in UPLOAD_ENDPOINTS:
-        UPLOAD_DURATION.labels(UPLOAD_ENDPOINTS[route]).observe(seconds)
+        labelled(UPLOAD_DURATION, UPLOAD_ENDPOINTS[route]).observe(seconds)
+
+
+def labelled(metric, *values):
+    """Return the child of ``metric`` for label ``values``, looked up once.
+
+    ``labels()`` takes a lock and checks its arguments on every call; the
+    children are few (endpoints, methods, statuses), so they are kept here.
+    """
+    child = LABELLED.get((metric, values))
+    if child is None:
+        child = LABELLED[metric, values] = metric.labels(*values)
+    return child
 
 
 def content_length(headers):

@@ -116,3 +116,14 @@ def test_storage_bytes_are_the_sum_of_stored_blobs(client, storage):
 
     assert value(samples, "registry_storage_bytes") == sum(map(len, parts))
     assert value(samples, "registry_storage_blobs") == len(parts)
+
+
+def test_methods_a_client_makes_up_share_one_label(client):
+    before = scrape(client)
+
+    client.open("/v2/", method="BREW")
+
+    after = scrape(client)
+    labels = {"route": "unmatched", "method": "other", "status": "405"}
+    name = "registry_http_requests_total"
+    assert value(after, name, **labels) - value(before, name, **labels) == 1
