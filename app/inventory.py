@@ -4,6 +4,8 @@ remove and measure repositories, tags and manifests.
 Sizes are those of the blobs themselves (the manifest, its config and its
 layers, and for an index every child manifest with its blobs); a blob that two
 images share is counted once per repository and once in the store's total.
+Repository sizes and usage are measured by the same functions as the web UI's
+pages, so both always agree.
 """
 
 import json
@@ -13,11 +15,11 @@ from app.errors import RegistryError
 from app.events import record_event
 from app.reference import Digest, parse_digest, validate_name, validate_tag
 from app.storage.errors import StorageError
+from app.ui.inventory import human_size, repository_blobs, short_digest, total_size
+from app.ui.usage import measure_usage
 from app.v2.manifests import INDEX_TYPES, remove_manifest
 
-SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-SIZE_STEP = 1024
-SHORT_DIGEST_LENGTH = 12
+USAGE_COLUMNS = ("size", "shared", "unique")
 
 
 class InventoryError(Exception):
@@ -56,13 +58,13 @@ class TagSummary:
 
 @dataclass(frozen=True)
 class DiskUsage:
-    """Bytes in the store, per repository, and how many are shared or unused."""
+    """Bytes in the store, per repository (shared and own), and those unused."""
 
     total: int
     blobs: int
     repositories: list
-    shared: int
     unreferenced: int
+    unreferenced_blobs: int
 
 
 def parse_image_reference(text, require_tag_or_digest=True):
@@ -112,18 +114,6 @@ def manifest_blobs(storage, name, manifest):
     return blobs
 
 
-def repository_blobs(storage, name):
-    """Return {digest: size} of everything the repository's manifests reference."""
-    blobs = {}
-    for digest in storage.list_manifests(name):
-        try:
-            manifest = storage.get_manifest(name, digest)
-        except StorageError:
-            continue  # deleted since the listing
-        blobs.update(manifest_blobs(storage, name, manifest))
-    return blobs
-
-
 def list_repositories(storage):
     """Return a RepositorySummary for every repository, by name."""
     summaries = []
@@ -133,7 +123,7 @@ def list_repositories(storage):
                 name,
                 len(storage.list_tags(name)),
                 len(storage.list_manifests(name)),
-                sum(repository_blobs(storage, name).values()),
+                total_size(storage, repository_blobs(storage, name)),
             )
         )
     return summaries
@@ -228,33 +218,14 @@ def remove_image(storage, text):
 
 
 def disk_usage(storage):
-    """Return the DiskUsage of the whole store."""
-    sizes = {}
-    for digest in storage.list_blobs():
-        try:
-            sizes[str(digest)] = storage.blob_size(digest)
-        except StorageError:
-            continue
-    names = storage.list_repositories()
-    held = {name: repository_blobs(storage, name) for name in names}
-    holders = {}
-    for blobs in held.values():
-        for digest in blobs:
-            holders[digest] = holders.get(digest, 0) + 1
-    repositories = [
-        {
-            "name": name,
-            "size": sum(sizes.get(digest, 0) for digest in blobs),
-            "unique": sum(sizes.get(d, 0) for d in blobs if holders[d] == 1),
-        }
-        for name, blobs in held.items()
-    ]
+    """Return the DiskUsage of the whole store, measured as the web UI does."""
+    measured = measure_usage(storage, storage.list_repositories())
     return DiskUsage(
-        total=sum(sizes.values()),
-        blobs=len(sizes),
-        repositories=repositories,
-        shared=sum(size for d, size in sizes.items() if holders.get(d, 0) > 1),
-        unreferenced=sum(size for d, size in sizes.items() if d not in holders),
+        total=measured["total"],
+        blobs=measured["blob_count"],
+        repositories=measured["repositories"],
+        unreferenced=measured["reclaimable"],
+        unreferenced_blobs=measured["reclaimable_count"],
     )
 
 
@@ -276,17 +247,17 @@ def format_listing(items, name=None):
 
 def format_usage(usage):
     """Return a DiskUsage as lines a person reads."""
+    unused = human_size(usage.unreferenced)
     lines = [
         f"total: {human_size(usage.total)} in {usage.blobs} blobs",
-        f"shared by several repositories: {human_size(usage.shared)}",
-        f"referenced by no manifest: {human_size(usage.unreferenced)}",
-        "",
+        f"referenced by no manifest: {unused} in {usage.unreferenced_blobs} blobs",
     ]
     rows = [
-        (entry["name"], human_size(entry["size"]), human_size(entry["unique"]))
+        (entry["name"], *(human_size(entry[key]) for key in USAGE_COLUMNS))
         for entry in usage.repositories
     ]
-    return "\n".join(lines) + format_table(("REPOSITORY", "SIZE", "UNIQUE"), rows)
+    header = ("REPOSITORY", *(key.upper() for key in USAGE_COLUMNS))
+    return "\n".join(lines) + "\n\n" + format_table(header, rows)
 
 
 def format_table(header, rows):
@@ -298,21 +269,6 @@ def format_table(header, rows):
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines) + "\n"
-
-
-def human_size(size):
-    """Return a byte count in binary units: ``512 B``, ``1.5 KiB``, ``2.0 GiB``."""
-    value = float(size)
-    for unit in SIZE_UNITS:
-        if value < SIZE_STEP or unit == SIZE_UNITS[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= SIZE_STEP
-    return f"{size} B"
-
-
-def short_digest(digest):
-    """Return the first hex characters of a digest, as docker shows image ids."""
-    return str(digest).partition(":")[2][:SHORT_DIGEST_LENGTH]
 
 
 def as_plain_data(items):

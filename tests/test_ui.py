@@ -1,6 +1,7 @@
 """The web UI: pages, their JSON twins, access rules, sign-in, CSRF and deletes."""
 
 import json
+import logging
 import re
 
 import pytest
@@ -412,3 +413,16 @@ def test_no_delete_is_offered_while_deletes_are_disabled(app, storage, accounts)
     response = delete(client, "team/app", "v1", token=form_token_of(client))
     assert "/ui/delete/" not in page and response.status_code == 405
     assert storage.list_tags("team/app") == ["v1"]
+
+
+def test_a_delete_from_the_page_is_logged_with_the_account(
+    client, storage, accounts, caplog
+):
+    caplog.set_level(logging.INFO, logger="app.events")
+    seed_image(storage, "team/app", "v1")
+    sign_in(client, "alice")
+
+    delete(client, "team/app", "v1")
+
+    [record] = [r for r in caplog.records if getattr(r, "event", "") == "tag deleted"]
+    assert (record.fields["reference"], record.fields["user"]) == ("v1", "alice")

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 from flask import (
     Blueprint,
     current_app,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -16,6 +17,7 @@ from flask import (
 from app.auth import HOST_PATTERN
 from app.context import get_storage, require_deletes_enabled
 from app.errors import Denied, NameUnknown
+from app.events import record_event
 from app.reference import Digest, parse_reference, validate_name
 from app.ui import access, inventory, usage
 from app.ui.csrf import check_form_token, form_token
@@ -138,12 +140,12 @@ def delete_reference(name):
 
     storage = get_storage()
     require_repository(storage, name)
+    account = g.registry_user = access.current_account()
     if isinstance(reference, Digest):
         remove_manifest(storage, name, reference)
     else:
         storage.delete_tag(name, reference)
-        logger.info("tag deleted: %s:%s", name, reference)
-    account = access.current_account()
+        record_event("tag deleted", repository=name, reference=reference)
     logger.info("deleted from the web UI by %s: %s %s", account, name, reference)
 
     return redirect(url_for("ui.show_repository", name=name), 303)
