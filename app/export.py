@@ -48,12 +48,14 @@ BLOCK_SIZE = 1024 * 1024
 FILE_MODE = 0o644
 FOLDER_MODE = 0o755
 # Python's names for machines, as the OCI platform spec spells them.
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+# Configs docker load understands; anything else is an artifact, not an image.
+IMAGE_CONFIG_TYPES = frozenset({DOCKER_CONFIG, OCI_CONFIG})
 OCI_TYPES_OF_DOCKER_TYPES = {
     DOCKER_MANIFEST: OCI_MANIFEST,
     DOCKER_MANIFEST_LIST: OCI_INDEX,
-    "application/vnd.docker.container.image.v1+json": (
-        "application/vnd.oci.image.config.v1+json"
-    ),
+    DOCKER_CONFIG: OCI_CONFIG,
     "application/vnd.docker.image.rootfs.diff.tar.gzip": (
         "application/vnd.oci.image.layer.v1.tar+gzip"
     ),
@@ -116,6 +118,11 @@ def docker_plan(storage, reference, manifest):
     document = json.loads(manifest.body)
     config = document.get("config") or {}
     layers = document.get("layers") or []
+    if config.get("mediaType") not in IMAGE_CONFIG_TYPES:
+        raise ImageExportError(
+            f"{reference} is not a container image (its config is"
+            f" {config.get('mediaType')}); export it with --format oci"
+        )
     entry = {
         "Config": blob_path(config.get("digest", "")),
         "RepoTags": [f"{reference.name}:{reference.tag}"] if reference.tag else [],

@@ -171,3 +171,26 @@ def test_an_existing_folder_is_not_overwritten(storage, busybox_like, tmp_path):
     with pytest.raises(ImageExportError, match="already exists"):
         export_image(storage, "hello:1", str(target), "oci")
     assert os.listdir(target) == ["keep"]
+
+
+def test_an_artifact_is_not_exported_for_docker(storage, tmp_path):
+    config = b"{}"
+    storage.link_blob("signed", storage.write_blob([config]))
+    descriptor = {
+        "mediaType": "application/vnd.example.signature",
+        "size": len(config),
+        "digest": str(compute_digest(config)),
+    }
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": descriptor,
+        "layers": [],
+    }
+    body = json.dumps(manifest).encode()
+    digest = storage.put_manifest("signed", body, manifest["mediaType"])
+    storage.tag_manifest("signed", "sig", digest)
+
+    with pytest.raises(ImageExportError, match="not a container image.*--format oci"):
+        export_image(storage, "signed:sig", str(tmp_path / "sig.tar"))
+    assert not (tmp_path / "sig.tar").exists()
