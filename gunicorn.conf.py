@@ -24,6 +24,10 @@ keepalive = 5
 sendfile = True
 accesslog = "-"
 
+# No runtime control socket: its default path is one per user, so several
+# registries on one machine would take it from each other.
+control_socket_disable = True
+
 # Metrics: every worker writes its counters into one folder that /metrics sums.
 # prometheus_client reads this variable when a worker first imports it, so it is
 # set here, in the arbiter, before any worker is forked.
