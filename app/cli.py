@@ -7,12 +7,14 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from app.auth.commands import user
 from app.context import get_storage
 from app.events import quiet_command_line
 
 registry = AppGroup(
     "registry", help="Manage the registry's storage.", callback=quiet_command_line
 )
+registry.add_command(user)
 
 
 def init_app(app):

@@ -16,6 +16,23 @@ DEFAULTS = {
     "REGISTRY_SERVICE": "registry",
     # Seconds a token stays valid.
     "REGISTRY_TOKEN_EXPIRY": 300,
+    # Seconds a refresh token (``docker login``'s identity token) stays valid.
+    "REGISTRY_REFRESH_TOKEN_EXPIRY": 90 * 24 * 3600,
+    # The htpasswd file of accounts (bcrypt); None means "htpasswd" in the instance.
+    "REGISTRY_HTPASSWD_FILE": None,
+    # The bcrypt cost of the hashes ``registry user`` writes (4 to 31).
+    "REGISTRY_BCRYPT_ROUNDS": 12,
+    # The groups file (``group: user user`` lines); None means "groups" in the instance.
+    "REGISTRY_GROUPS_FILE": None,
+    # Who may pull, push and delete what: a list of rules (see the README), first
+    # match wins; a string is read as JSON. None leaves only the default rule.
+    "REGISTRY_ACCESS_RULES": None,
+    # Failed logins a client address may make within the window before a 429.
+    "REGISTRY_LOGIN_MAX_FAILURES": 10,
+    "REGISTRY_LOGIN_FAILURE_WINDOW": 300,
+    # The SQLite file counting failed logins, shared by every worker; None means
+    # "login-failures.sqlite" in the instance folder.
+    "REGISTRY_LOGIN_FAILURES_FILE": None,
     # The file holding the token signing key; None means "signing.key" in the instance.
     "REGISTRY_SIGNING_KEY_FILE": None,
     # Whether manifests, tags and blobs may be deleted through the API.
@@ -89,3 +106,10 @@ def fill_instance_paths(app):
         app.config["REGISTRY_SIGNING_KEY_FILE"] = key_file
     if not app.config["REGISTRY_TLS_DIR"]:
         app.config["REGISTRY_TLS_DIR"] = os.path.join(app.instance_path, "tls")
+    for key, file_name in (
+        ("REGISTRY_HTPASSWD_FILE", "htpasswd"),
+        ("REGISTRY_GROUPS_FILE", "groups"),
+        ("REGISTRY_LOGIN_FAILURES_FILE", "login-failures.sqlite"),
+    ):
+        if not app.config[key]:
+            app.config[key] = os.path.join(app.instance_path, file_name)

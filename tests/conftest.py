@@ -27,6 +27,9 @@ def make_app(tmp_path, **settings):
             "TESTING": True,
             "REGISTRY_STORAGE_ROOT": str(tmp_path / "storage"),
             "REGISTRY_SIGNING_KEY_FILE": str(tmp_path / "signing.key"),
+            "REGISTRY_HTPASSWD_FILE": str(tmp_path / "htpasswd"),
+            "REGISTRY_GROUPS_FILE": str(tmp_path / "groups"),
+            "REGISTRY_LOGIN_FAILURES_FILE": str(tmp_path / "login-failures.sqlite"),
             **settings,
         }
     )

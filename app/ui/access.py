@@ -8,8 +8,7 @@ changing the bodies of ``check_password`` and ``may`` below, nothing else.
 
 from flask import session
 
-from app.auth import grant_anonymous
-from app.auth.tokens import Scope
+from app.auth import allowed_actions, check_credentials
 
 ACCOUNT_KEY = "account"
 
@@ -17,16 +16,15 @@ ACCOUNT_KEY = "account"
 def check_password(username, password):
     """Tell whether the credentials sign ``username`` in, as ``/token`` decides.
 
-    ``/token`` refuses every Basic credential while no accounts are configured,
-    so this refuses them too.
+    A failure counts towards the address's limit of failed logins, and while
+    that limit is reached the answer is 429, as from ``/token``.
     """
-    return False
+    return check_credentials(username, password) is not None
 
 
 def may(account, name, action):
     """Tell whether ``account`` (None when anonymous) may ``action`` repo ``name``."""
-    granted = grant_anonymous(Scope("repository", name, (action,)))
-    return action in granted.actions
+    return action in allowed_actions(account, name)
 
 
 def current_account():

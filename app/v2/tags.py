@@ -4,7 +4,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.auth import require_access
+from app.auth import pullable_repositories, require_access
 from app.context import get_storage
 from app.errors import RegistryError
 from app.reference import validate_name
@@ -20,10 +20,10 @@ class PaginationInvalid(RegistryError):
 
 @blueprint.get("/_catalog")
 def list_repositories():
-    """List the registry's repositories in lexical order, a page at a time."""
-    require_access("registry", "catalog", "*")
+    """List the repositories the caller may pull in lexical order, a page at a time."""
+    grant = require_access("registry", "catalog", "*")
 
-    names = get_storage().list_repositories()
+    names = pullable_repositories(grant, get_storage().list_repositories())
 
     page, next_link = paginate(names, request.path)
     return listing_response({"repositories": page}, next_link)
