@@ -2,6 +2,7 @@
 
 import base64
 import logging
+import time
 
 import pytest
 
@@ -262,3 +263,12 @@ def test_tokens_never_reach_the_log(client, caplog):
         client.get("/v2/team/app/tags/list", headers=with_token(token))
         client.get("/v2/", headers=with_token(token + "x"))
     assert token not in caplog.text and "right" not in caplog.text
+
+
+def test_a_remembered_token_still_expires(app, client, monkeypatch):
+    token = login_token(client, "alice", "right", PUSH_SCOPE)
+    signer = app.extensions["registry_tokens"]
+    assert signer.verify(token) is not None
+    later = time.time() + signer.expiry + 2
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert signer.verify(token) is None
