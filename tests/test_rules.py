@@ -165,3 +165,29 @@ def test_mounting_needs_pull_on_the_source(app, client):
     digest = sha256(seeded["config"])
     assert mount(client, "alice", digest, "secret/db", "team/app").status_code == 202
     assert mount(client, "carol", digest, "secret/db", "secret/copy").status_code == 201
+
+
+def test_mounting_without_a_source_cannot_reach_a_hidden_repository(app, client):
+    seeded = seed_image(app.extensions["registry_storage"], "secret/db", "v1")
+    scope = "repository:team/app:pull,push"
+    response = client.get(
+        "/token", query_string={"scope": scope}, headers=basic("alice", "pw")
+    )
+    digest = sha256(seeded["config"])
+    answer = client.post(
+        f"/v2/team/app/blobs/uploads/?mount={digest}",
+        headers=with_token(response.json["token"]),
+    )
+    assert answer.status_code == 202
+
+
+def test_mounting_without_a_source_works_when_nothing_is_hidden(tmp_path):
+    app = make_app(tmp_path, REGISTRY_ANONYMOUS_PUSH=True)
+    seeded = seed_image(app.extensions["registry_storage"], "a", "v1")
+    client = app.test_client()
+    response = client.get("/token", query_string={"scope": "repository:b:pull,push"})
+    answer = client.post(
+        f"/v2/b/blobs/uploads/?mount={sha256(seeded['config'])}",
+        headers=with_token(response.json["token"]),
+    )
+    assert answer.status_code == 201

@@ -274,6 +274,18 @@ def pullable_repositories(grant, names):
     return [name for name in names if "pull" in allowed_actions(subject, name)]
 
 
+def automatic_mount_allowed():
+    """Tell whether a blob may be mounted from anywhere in the store.
+
+    Only when no repository is hidden from anyone: otherwise a mount without
+    ``from`` would show, and hand over, a blob that only a hidden one holds.
+    """
+    rules = current_app.extensions["registry_rules"]
+    return current_app.config["REGISTRY_AUTOMATIC_MOUNT"] and (
+        rules.everyone_pulls_everything()
+    )
+
+
 # The check on /v2/.
 
 

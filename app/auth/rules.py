@@ -94,6 +94,13 @@ class AccessRules:
                 return rule.actions_for(caller)
         return set()
 
+    def everyone_pulls_everything(self):
+        """Tell whether every rule lets anyone pull: nothing is hidden from anyone."""
+        return all(
+            any(principal in EVERYONE for principal in rule.allowed.get("pull", ()))
+            for rule in self.rules
+        )
+
 
 def load_rules(config):
     """Return the AccessRules that an application's configuration describes."""

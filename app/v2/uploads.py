@@ -8,9 +8,9 @@ chunks, or one streamed body as docker sends it), and closed with
 
 import re
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
-from app.auth import require_access
+from app.auth import automatic_mount_allowed, require_access
 from app.auth.tokens import allows
 from app.context import get_storage
 from app.errors import BlobUploadInvalid, DigestInvalid, UploadRangeInvalid
@@ -100,7 +100,7 @@ def mount_blob(name, digest, grant):
     source = request.args.get("from")
     storage = get_storage()
     if source is None:
-        if not current_app.config["REGISTRY_AUTOMATIC_MOUNT"]:
+        if not automatic_mount_allowed():
             return None
         found = storage.has_blob(digest)
     else:
