@@ -27,6 +27,8 @@ TOKEN_SALT = "registry-access-token"
 REFRESH_SALT = "registry-refresh-token"
 KNOWN_ACTIONS = ("pull", "push", "delete", "*")
 MAX_SCOPES = 64
+# How much of a scope that does not read an error message quotes.
+SCOPE_SHOWN_LENGTH = 100
 # A resource type, with the deprecated class clients may still add: repository(plugin).
 TYPE_PATTERN = re.compile(r"([a-z0-9]+)(?:\([a-z0-9]+\))?")
 # A repository name in a scope may start with the registry's host[:port].
@@ -65,12 +67,20 @@ def parse_scope(text):
     name, _, actions = rest.rpartition(":")
     type_match = TYPE_PATTERN.fullmatch(resource_type)
     if type_match is None or not name or not ACTIONS_PATTERN.fullmatch(actions):
-        raise ScopeInvalid(text)
+        raise ScopeInvalid(scope_error(text))
     resource_type = type_match[1]
     if resource_type == "repository" and not is_repository_name(name):
-        raise ScopeInvalid(text)
+        raise ScopeInvalid(scope_error(text))
     wanted = tuple(action for action in actions.split(",") if action in KNOWN_ACTIONS)
     return Scope(resource_type, name, tuple(dict.fromkeys(wanted)))
+
+
+def scope_error(text):
+    """Return the message for a scope that does not read, quoting a short part."""
+    shown = (
+        text if len(text) <= SCOPE_SHOWN_LENGTH else text[:SCOPE_SHOWN_LENGTH] + "..."
+    )
+    return f"scope {shown!r} is not type:name:actions"
 
 
 def is_repository_name(name):
