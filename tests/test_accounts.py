@@ -2,6 +2,7 @@
 
 import json
 import logging
+import threading
 
 import bcrypt
 import pytest
@@ -162,3 +163,16 @@ def test_passwords_never_reach_the_log(app, accounts, caplog):
         client.get("/token", headers=basic("alice", "wrong-secret"))
     assert caplog.records
     assert "secret" not in caplog.text
+
+
+def test_concurrent_writers_lose_no_user(tmp_path):
+    writers = [make_app(tmp_path).extensions["registry_accounts"] for _ in range(4)]
+    threads = [
+        threading.Thread(target=writer.set_password, args=(f"user{index}", "pw"))
+        for index, writer in enumerate(writers * 3)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(writers[0].list_names()) == sorted(f"user{n}" for n in range(12))

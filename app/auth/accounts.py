@@ -17,11 +17,13 @@ user without a restart. Writes go to a temporary file (mode 0600) renamed
 into place. No plain password is ever stored or logged.
 """
 
+import fcntl
 import hashlib
 import os
 import re
 import secrets
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import bcrypt
@@ -119,7 +121,6 @@ class Accounts:
         self.rounds = rounds
         self.htpasswd = WatchedFile(htpasswd_file, parse_htpasswd)
         self.groups = WatchedFile(groups_file, parse_groups)
-        self.write_lock = threading.Lock()
         self.dummy_hashes = {}
 
     def authenticate(self, name, password):
@@ -180,15 +181,15 @@ class Accounts:
         """Add the user, or change its password."""
         validate_user_name(name)
         hashed = hash_password(password, self.rounds)
-        with self.write_lock:
-            hashes = dict(parse_htpasswd(read_text(self.htpasswd.path)))
+        with locked(self.htpasswd.path):
+            hashes = parse_htpasswd(read_text(self.htpasswd.path))
             hashes[name] = hashed
             write_htpasswd(self.htpasswd.path, hashes)
 
     def remove(self, name):
         """Remove the user; return False if there was no such user."""
-        with self.write_lock:
-            hashes = dict(parse_htpasswd(read_text(self.htpasswd.path)))
+        with locked(self.htpasswd.path):
+            hashes = parse_htpasswd(read_text(self.htpasswd.path))
             if hashes.pop(name, None) is None:
                 return False
             write_htpasswd(self.htpasswd.path, hashes)
@@ -215,11 +216,19 @@ def hash_password(password, rounds=BCRYPT_ROUNDS):
     return HTPASSWD_PREFIX + hashed[len(HTPASSWD_PREFIX) :]
 
 
+@contextmanager
+def locked(path):
+    """Hold the lock file beside ``path``: one writer at a time, in any process."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(f"{path}.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        yield
+
+
 def write_htpasswd(path, hashes):
     """Replace the htpasswd file at once with ``hashes``, readable by owner only."""
     lines = "".join(f"{name}:{hashed.decode()}\n" for name, hashed in hashes.items())
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     temporary = os.path.join(folder, f".htpasswd.{secrets.token_hex(8)}")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
