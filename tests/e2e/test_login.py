@@ -4,6 +4,7 @@ These tests start their own gunicorn without anonymous push, with a user made
 by the ``registry user add`` command, as an operator would.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,16 +23,15 @@ from tests.e2e.conftest import (
     Server,
     free_port,
     run,
-    spawn,
-    stop,
-    wait_for,
+    serving,
 )
 
 USER, PASSWORD = "alice", "correct horse battery staple"
 
 
-def start_private_registry(tmp, **settings):
-    """Start gunicorn without anonymous push, with USER added by the CLI."""
+@contextlib.contextmanager
+def private_registry(tmp, **settings):
+    """Serve, until the block ends, without anonymous push, USER added by the CLI."""
     env = {
         **os.environ,
         "REGISTRY_STORAGE_ROOT": str(tmp / "storage"),
@@ -46,22 +46,16 @@ def start_private_registry(tmp, **settings):
     add_user = [sys.executable, "-m", "flask", "--app", "wsgi", "registry", "user"]
     add_user += ["add", USER, "--password-stdin"]
     run(add_user, cwd=REPO_ROOT, env=env, input=PASSWORD + "\n")
-    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-    command += ["--bind", server.host]
-    process = spawn(command, tmp / "gunicorn.log", cwd=REPO_ROOT, env=env)
-    wait_for("gunicorn", server.answers, process, tmp / "gunicorn.log")
-    return server, process
+    with serving(server, tmp, "--bind", server.host):
+        yield server
 
 
 @pytest.fixture(scope="module")
-def private_registry(tmp_path_factory):
+def private_server(tmp_path_factory):
     """A registry where only signed-in users push; yields it and its log file."""
     tmp = tmp_path_factory.mktemp("private-registry")
-    server, process = start_private_registry(tmp)
-    try:
+    with private_registry(tmp) as server:
         yield server, tmp / "gunicorn.log"
-    finally:
-        stop(process)
 
 
 def attempt(dockerd, *args, stdin=None):
@@ -88,9 +82,9 @@ def refused(output):
 
 
 def test_docker_login_push_logout_then_anonymous_push_is_refused(
-    private_registry, dockerd, busybox_image
+    private_server, dockerd, busybox_image
 ):
-    server, _ = private_registry
+    server, _ = private_server
     image = f"{server.host}/{USER}/hello:v1"
     dockerd.run("tag", busybox_image.name, image)
 
@@ -112,8 +106,8 @@ def test_docker_login_push_logout_then_anonymous_push_is_refused(
     assert line == busybox_image.line
 
 
-def test_docker_keeps_a_refresh_token_not_the_password(private_registry, dockerd):
-    server, _ = private_registry
+def test_docker_keeps_a_refresh_token_not_the_password(private_server, dockerd):
+    server, _ = private_server
     code, output = login(dockerd, server)
     try:
         config = (Path(dockerd.env["DOCKER_CONFIG"]) / "config.json").read_text()
@@ -125,9 +119,9 @@ def test_docker_keeps_a_refresh_token_not_the_password(private_registry, dockerd
 
 
 def test_skopeo_pushes_with_creds_and_is_refused_without(
-    private_registry, dockerd, busybox_image, skopeo, tmp_path
+    private_server, dockerd, busybox_image, skopeo, tmp_path
 ):
-    server, _ = private_registry
+    server, _ = private_server
     archive = tmp_path / "img.tar"
     dockerd.run("save", "--output", str(archive), busybox_image.name)
     target = f"docker://{server.host}/{USER}/skopeo:v1"
@@ -161,8 +155,8 @@ def post_form(server, path, form):
             return error.code, json.load(error)
 
 
-def test_containerd_style_oauth_token_opens_an_upload(private_registry):
-    server, _ = private_registry
+def test_containerd_style_oauth_token_opens_an_upload(private_server):
+    server, _ = private_server
     scope = f"repository:{USER}/oauth:pull,push"
     form = {
         "grant_type": "password",
@@ -188,15 +182,15 @@ def test_containerd_style_oauth_token_opens_an_upload(private_registry):
         assert response.status == 202
 
 
-def test_wrong_password_gets_401_with_a_json_body(private_registry):
-    server, _ = private_registry
+def test_wrong_password_gets_401_with_a_json_body(private_server):
+    server, _ = private_server
     form = {"grant_type": "password", "username": USER, "password": "wrong"}
     status, body = post_form(server, "/token", {**form, "service": "registry"})
     assert status == 401 and body["errors"][0]["code"] == "UNAUTHORIZED"
 
 
-def test_the_server_log_holds_no_password_or_token(private_registry):
-    server, log = private_registry
+def test_the_server_log_holds_no_password_or_token(private_server):
+    server, log = private_server
     form = {"grant_type": "password", "username": USER, "password": PASSWORD}
     status, body = post_form(server, "/token", {**form, "service": "registry"})
     request = urllib.request.Request(
@@ -211,12 +205,9 @@ def test_the_server_log_holds_no_password_or_token(private_registry):
 
 
 def test_the_real_server_limits_failed_logins(tmp_path):
-    server, process = start_private_registry(tmp_path, REGISTRY_LOGIN_MAX_FAILURES="3")
-    try:
+    with private_registry(tmp_path, REGISTRY_LOGIN_MAX_FAILURES="3") as server:
         form = {"grant_type": "password", "username": USER, "password": "wrong"}
         statuses = [post_form(server, "/token", form)[0] for _ in range(6)]
         status, body = post_form(server, "/token", {**form, "password": PASSWORD})
-    finally:
-        stop(process)
     assert statuses[:3] == [401, 401, 401] and statuses[3:] == [429, 429, 429]
     assert status == 429 and body["errors"][0]["code"] == "TOOMANYREQUESTS"
