@@ -212,6 +212,7 @@ def test_malformed_or_wrong_credentials_get_401_and_no_token(client, authorizati
 def test_scopes_with_stray_colons_get_400_and_no_token(client, scope):
     response = client.get("/token", query_string={"scope": scope})
     assert response.status_code == 400
+    assert "type:name:actions" in response.json["errors"][0]["message"]
     assert "token" not in response.json
 
 

@@ -141,9 +141,7 @@ def read_scopes(values):
     try:
         return parse_scopes(values)
     except ScopeInvalid as error:
-        raise TokenRequestInvalid(
-            "scope is not type:name:actions", str(error)
-        ) from None
+        raise TokenRequestInvalid(str(error)) from None
 
 
 def login_with_basic():
