@@ -2,27 +2,15 @@
 
 import base64
 
-from app import create_app
+from tests.conftest import make_app as make_test_app
 
 # The cheapest bcrypt cost, so tests hash quickly; the format is the same.
 TEST_ROUNDS = 4
 
 
-# Every file the application writes, kept under the test's own folder.
-INSTANCE_FILES = {
-    "REGISTRY_STORAGE_ROOT": "storage",
-    "REGISTRY_SIGNING_KEY_FILE": "signing.key",
-    "REGISTRY_HTPASSWD_FILE": "htpasswd",
-    "REGISTRY_GROUPS_FILE": "groups",
-    "REGISTRY_LOGIN_FAILURES_FILE": "login-failures.sqlite",
-}
-
-
 def make_app(tmp_path, **settings):
     """Return an app keeping everything under tmp_path, anonymous push off."""
-    config = {key: str(tmp_path / name) for key, name in INSTANCE_FILES.items()}
-    config.update(TESTING=True, REGISTRY_BCRYPT_ROUNDS=TEST_ROUNDS)
-    return create_app({**config, **settings})
+    return make_test_app(tmp_path, REGISTRY_BCRYPT_ROUNDS=TEST_ROUNDS, **settings)
 
 
 def add_user(app, name, password):

@@ -7,6 +7,7 @@ import pytest
 from app.auth.rules import RulesError
 from tests.accounts_kit import add_user, basic, make_app, with_token
 from tests.conftest import seed_image, sha256
+from tests.test_ui import form_token_of
 
 RULES = [
     {"repository": "{user}/*", "pull": ["users"], "push": ["users"]},
@@ -191,3 +192,15 @@ def test_mounting_without_a_source_works_when_nothing_is_hidden(tmp_path):
         headers=with_token(response.json["token"]),
     )
     assert answer.status_code == 201
+
+
+def test_the_web_ui_signs_accounts_in_and_follows_the_rules(app, client):
+    seed_image(app.extensions["registry_storage"], "secret/db", "v1")
+    csrf_token = form_token_of(client)
+    assert client.get("/ui/?format=json").json["repositories"] == []
+
+    form = {"username": "carol", "password": "pw", "csrf_token": csrf_token}
+    assert client.post("/ui/sign-in", data=form).status_code == 303
+
+    listing = client.get("/ui/?format=json").json["repositories"]
+    assert [repository["name"] for repository in listing] == ["secret/db"]
