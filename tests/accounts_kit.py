@@ -1,4 +1,4 @@
-"""Helpers for tests of accounts, tokens and rules: an app with users, credentials."""
+"""What tests of accounts, tokens and rules share: an app with users, credentials."""
 
 import base64
 
