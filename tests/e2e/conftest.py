@@ -116,6 +116,7 @@ class Server:
     port: int
     storage_root: Path
     env: dict
+    log: Path | None = None
 
     @property
     def host(self):
@@ -165,7 +166,7 @@ def registry_server(registry_port, tmp_path_factory):
         "REGISTRY_SIGNING_KEY_FILE": str(tmp / "signing.key"),
         "REGISTRY_ANONYMOUS_PUSH": "true",
     }
-    server = Server(registry_port, tmp / "storage", env)
+    server = Server(registry_port, tmp / "storage", env, tmp / "gunicorn.log")
     with serving(server, tmp, "--bind", server.host):
         yield server
 
