@@ -78,9 +78,18 @@ class FilesystemStorage(FilesystemUploads, Storage):
         )
 
     def _install(self, temporary_path, path):
-        """Rename a finished temporary file into place, creating its folder."""
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        """Rename a finished temporary file into place, creating its folder.
+
+        The file's bytes reach the disk before its new name does, and the name
+        before this returns, so a crash leaves the old file or the whole new one.
+        """
+        _sync(temporary_path)
+        folder = os.path.dirname(path)
+        created = _missing_folders(folder)
+        os.makedirs(folder, exist_ok=True)
         os.replace(temporary_path, path)
+        for changed in [folder, *(os.path.dirname(new) for new in created)]:
+            _sync(changed)
 
     def _write_file(self, path, data):
         with self._temporary_file() as temporary:
@@ -295,6 +304,24 @@ class FilesystemStorage(FilesystemUploads, Storage):
         except FileNotFoundError:
             return False
         return True
+
+
+def _sync(path):
+    """Flush a file's or a folder's content and metadata to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _missing_folders(folder):
+    """Return ``folder`` and those of its parents that do not exist yet."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
 
 
 def _list_folder(folder):
