@@ -6,6 +6,7 @@ up), starts gunicorn again on the same root and checks the tree: no partial
 blob, every tag on a stored manifest, every manifest's blobs present.
 """
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -75,7 +76,8 @@ class Registry:
         os.kill(self.proc.pid, signal.SIGSTOP)
         workers = child_pids(self.proc.pid)
         for pid in workers:
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.kill()
         self.proc.wait()
         wait_until_gone(workers)
@@ -214,12 +216,17 @@ def blob_path(storage, digest):
 
 
 def repository_problems(storage, repository):
-    """Tags on missing manifests, manifests missing blobs, links to no blob."""
+    """Tags and referrers of missing manifests, manifests missing blobs, links
+    to no blob."""
     problems = []
     for tag in sorted((repository / "_tags").glob("*")):
         digest = tag.read_text().strip()
         if not manifest_link(repository, digest).is_file():
             problems.append(f"tag {tag.name} points at unstored {digest}")
+    for record in sorted((repository / "_referrers").glob("*/*/*")):
+        digest = json.loads(record.read_bytes())["digest"]
+        if not manifest_link(repository, digest).is_file():
+            problems.append(f"referrer {digest} is not stored")
     for link in sorted((repository / "_manifests").glob("*/*")):
         digest = f"{link.parent.name}:{link.name}"
         problems += manifest_problems(storage, repository, digest)
@@ -391,12 +398,17 @@ class Pusher(threading.Thread):
             self.error = error
 
     def push_one(self):
-        """Push an image and an index of it, each under a tag of its own."""
+        """Push an image, then an index of it that refers to it, each tagged."""
         tag = f"r{self.round_number}-{len(self.tagged)}"
         content = f"layer of {tag}\n".encode() * 64
         image = self.registry.push_image(tag, content)
         self.tagged.append(tag)
-        index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [image]}
+        index = {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [image],
+            "subject": image,
+        }
         self.registry.put_manifest(f"{tag}-index", index, OCI_INDEX)
         self.tagged.append(f"{tag}-index")
 
