@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -116,7 +116,8 @@ class Server:
     port: int
     storage_root: Path
     env: dict
-    log: Path | None = None
+    # Keyword only: subclasses add positional fields of their own.
+    log: Path | None = field(default=None, kw_only=True)
 
     @property
     def host(self):
@@ -166,7 +167,7 @@ def registry_server(registry_port, tmp_path_factory):
         "REGISTRY_SIGNING_KEY_FILE": str(tmp / "signing.key"),
         "REGISTRY_ANONYMOUS_PUSH": "true",
     }
-    server = Server(registry_port, tmp / "storage", env, tmp / "gunicorn.log")
+    server = Server(registry_port, tmp / "storage", env, log=tmp / "gunicorn.log")
     with serving(server, tmp, "--bind", server.host):
         yield server
 

@@ -63,7 +63,7 @@ class Registry:
             "REGISTRY_ANONYMOUS_PUSH": "true",
         }
         log = self.root / "gunicorn.log"
-        self.server = Server(free_port(), self.root / "storage", env, log)
+        self.server = Server(free_port(), self.root / "storage", env, log=log)
         cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
         cmd += ["--bind", self.server.host, "--workers", "2"]
         self.proc = spawn(cmd, log, cwd=REPO_ROOT, env=env)
