@@ -7,6 +7,8 @@ that artifact's manifest is written here and put with oras's own
 
 import dataclasses
 import hashlib
+import importlib
+import importlib.util
 import json
 import secrets
 import urllib.parse
@@ -29,12 +31,11 @@ SBOM_CONFIG = "application/vnd.example.sbom.config.v1+json"
 @pytest.fixture(scope="module")
 def oras_modules():
     """Import the oras package, or skip (fail in CI) without it."""
-    try:
-        import oras.oci
-        import oras.provider
-    except ImportError:
+    if importlib.util.find_spec("oras") is None:
         missing("the oras Python package is not installed")
-    return oras
+    for module in ("oras.oci", "oras.provider"):
+        importlib.import_module(module)
+    return importlib.import_module("oras")
 
 
 @pytest.fixture
