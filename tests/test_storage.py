@@ -2,6 +2,7 @@
 
 import io
 import os
+import time
 
 import pytest
 
@@ -146,6 +147,52 @@ class StorageContract:
         storage.cancel_upload("a", upload)
         with pytest.raises(UploadNotFound):
             storage.upload_size("a", upload)
+
+    # Listings and sweeps for garbage collection; a cutoff in the future makes
+    # everything old enough to go, one in the past keeps everything.
+
+    def test_blobs_are_listed_with_their_size(self, storage):
+        digest = storage.write_blob([DATA])
+        listed = {item.key: item.size for item in storage.scan_blobs()}
+        assert listed == {digest: len(DATA)}
+
+    def test_blob_is_swept_only_when_older_than_the_cutoff(self, storage):
+        digest = storage.write_blob([DATA])
+        assert not storage.sweep_blob(digest, time.time() - 60)
+        assert storage.sweep_blob(digest, time.time() + 60)
+        assert not storage.has_blob(digest)
+
+    def test_blob_links_are_listed_and_swept(self, storage):
+        digest = storage.write_blob([DATA])
+        storage.link_blob("a", digest)
+        assert [item.key for item in storage.scan_blob_links("a")] == [digest]
+        assert storage.list_blob_links("a") == [digest]
+        assert storage.sweep_blob_link("a", digest, time.time() + 60)
+        assert not storage.repository_has_blob("a", digest) and storage.has_blob(digest)
+
+    def test_manifests_are_listed_and_swept(self, storage):
+        digest = storage.put_manifest("a", b"{}", MEDIA_TYPE)
+        assert [item.key for item in storage.scan_manifests("a")] == [digest]
+        assert storage.sweep_manifest("a", digest, time.time() + 60)
+        assert not storage.has_manifest("a", digest) and storage.has_blob(digest)
+
+    def test_touch_tells_whether_the_repository_holds_it(self, storage):
+        digest = storage.write_blob([DATA])
+        assert not storage.touch_blob("a", digest)
+        storage.link_blob("a", digest)
+        assert storage.touch_blob("a", digest)
+        assert not storage.touch_manifest("a", digest)
+
+    def test_linking_a_missing_blob_is_reported(self, storage):
+        with pytest.raises(BlobNotFound):
+            storage.link_blob("a", compute_digest(b"absent"))
+
+    def test_uploads_are_listed_with_their_size(self, storage):
+        upload = storage.create_upload("a")
+        storage.append_upload("a", upload, io.BytesIO(b"12345"))
+        assert [(item.key, item.size) for item in storage.scan_uploads()] == [
+            (upload, 5)
+        ]
 
 
 class BrokenStream:

@@ -18,6 +18,19 @@ class Manifest:
     digest: object
 
 
+@dataclass(frozen=True)
+class StoredItem:
+    """What a listing for garbage collection reports of one stored thing.
+
+    ``key`` is a Digest (blobs, links, manifests) or an upload id; ``modified``
+    is when it was last written or touched, in seconds since the epoch.
+    """
+
+    key: object
+    size: int
+    modified: float
+
+
 class Storage:
     """The operations every storage driver provides."""
 
@@ -60,6 +73,17 @@ class Storage:
         """Raise OSError unless the store can be read and written right now."""
         raise NotImplementedError
 
+    def scan_blobs(self):
+        """Yield a StoredItem for every blob in the store, in no set order."""
+        raise NotImplementedError
+
+    def sweep_blob(self, digest, cutoff):
+        """Remove a blob unless it was modified after ``cutoff``; tell if removed.
+
+        A blob touched, linked or written again while this runs is kept.
+        """
+        raise NotImplementedError
+
     # Repositories and the blobs they hold.
 
     def repository_exists(self, name):
@@ -71,7 +95,30 @@ class Storage:
         raise NotImplementedError
 
     def link_blob(self, name, digest):
-        """Let repository ``name`` serve a stored blob."""
+        """Let repository ``name`` serve a stored blob; BlobNotFound if absent.
+
+        Linking again refreshes the modification time of the link and the blob,
+        so that a running garbage collection keeps both.
+        """
+        raise NotImplementedError
+
+    def touch_blob(self, name, digest):
+        """Refresh a linked blob as ``link_blob`` does; tell whether it is served.
+
+        Unlike ``link_blob`` this never creates a link.
+        """
+        raise NotImplementedError
+
+    def list_blob_links(self, name):
+        """Return the Digests of the blobs repository ``name`` may serve."""
+        raise NotImplementedError
+
+    def scan_blob_links(self, name):
+        """Yield a StoredItem for every blob link of repository ``name``."""
+        raise NotImplementedError
+
+    def sweep_blob_link(self, name, digest, cutoff):
+        """Remove a blob link unless modified after ``cutoff``; tell if removed."""
         raise NotImplementedError
 
     def repository_has_blob(self, name, digest):
@@ -94,6 +141,22 @@ class Storage:
 
     def has_manifest(self, name, digest):
         """Tell whether repository ``name`` holds the manifest with this digest."""
+        raise NotImplementedError
+
+    def touch_manifest(self, name, digest):
+        """Refresh a held manifest's modification time; tell whether it is held."""
+        raise NotImplementedError
+
+    def scan_manifests(self, name):
+        """Yield a StoredItem for every manifest repository ``name`` holds."""
+        raise NotImplementedError
+
+    def sweep_manifest(self, name, digest, cutoff):
+        """Remove a manifest unless modified after ``cutoff``; tell if removed.
+
+        Only the repository's record goes: tags, referrer records and the bytes
+        are left to the caller, as with ``delete_manifest``.
+        """
         raise NotImplementedError
 
     def delete_manifest(self, name, digest):
@@ -185,4 +248,8 @@ class Storage:
 
     def expire_uploads(self, max_age):
         """Remove uploads idle for ``max_age`` seconds; return their ids."""
+        raise NotImplementedError
+
+    def scan_uploads(self):
+        """Yield a StoredItem (upload id, bytes held, last activity) per upload."""
         raise NotImplementedError

@@ -25,6 +25,7 @@ import tempfile
 from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
 from app.storage.base import Manifest, Storage
+from app.storage.collection import BLOBS, MANIFESTS, FilesystemCollection
 from app.storage.errors import (
     BlobNotFound,
     DigestMismatch,
@@ -36,13 +37,11 @@ from app.storage.errors import (
 from app.storage.uploads import FilesystemUploads
 
 BLOCK_SIZE = 1024 * 1024
-MANIFESTS = "_manifests"
 TAGS = "_tags"
-BLOBS = "_blobs"
 REFERRERS = "_referrers"
 
 
-class FilesystemStorage(FilesystemUploads, Storage):
+class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     """Storage in a directory tree rooted at ``root``."""
 
     def __init__(self, root):
@@ -172,9 +171,15 @@ class FilesystemStorage(FilesystemUploads, Storage):
         return sorted(names)
 
     def link_blob(self, name, digest):
+        if not _touch(self._blob_path(digest)):
+            raise BlobNotFound(detail={"digest": str(digest)})
         path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
-        if not os.path.exists(path):
+        if not _touch(path):
             self._write_file(path, b"")
+
+    def touch_blob(self, name, digest):
+        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        return _touch(path) and _touch(self._blob_path(digest))
 
     def repository_has_blob(self, name, digest):
         path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
@@ -206,8 +211,12 @@ class FilesystemStorage(FilesystemUploads, Storage):
         return Manifest(body, media_type, digest)
 
     def list_manifests(self, name):
+        return self._list_records(name, MANIFESTS)
+
+    def _list_records(self, name, kind):
+        """Return the Digests naming the records of one kind in a repository."""
         digests = []
-        folder = self._repository_path(name, MANIFESTS)
+        folder = self._repository_path(name, kind)
         for algorithm in _list_folder(folder):
             for entry in _list_folder(os.path.join(folder, algorithm)):
                 digests.append(_stored_digest(algorithm, entry))
@@ -216,6 +225,10 @@ class FilesystemStorage(FilesystemUploads, Storage):
     def has_manifest(self, name, digest):
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
         return os.path.isfile(path) and self.has_blob(digest)
+
+    def touch_manifest(self, name, digest):
+        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        return _touch(path) and _touch(self._blob_path(digest))
 
     def delete_manifest(self, name, digest):
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
@@ -338,6 +351,15 @@ def _stored_digest(algorithm, hex_digest):
         return parse_digest(f"{algorithm}:{hex_digest}")
     except DigestInvalid:
         return None
+
+
+def _touch(path):
+    """Set a file's modification time to now; tell whether the file exists."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _blocks(stream):

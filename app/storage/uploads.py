@@ -22,6 +22,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 
 from app.reference import Digest
+from app.storage.base import StoredItem
 from app.storage.errors import DigestMismatch, UploadNotFound, UploadRangeMismatch
 
 BLOCK_SIZE = 1024 * 1024
@@ -105,6 +106,8 @@ class FilesystemUploads:
                     detail={"expected": str(digest), "actual": str(actual)}
                 )
             self._install(data_path, self._blob_path(actual))
+            # The bytes may have arrived long ago: the blob is new to a collection.
+            os.utime(self._blob_path(actual))
             shutil.rmtree(self._upload_path(upload_id), ignore_errors=True)
         return actual
 
@@ -123,6 +126,14 @@ class FilesystemUploads:
             if entry.stat(follow_symlinks=False).st_mtime < cutoff:
                 os.unlink(entry.path)
         return expired
+
+    def scan_uploads(self):
+        for entry in os.scandir(self._path("uploads")):
+            try:
+                size = os.stat(os.path.join(entry.path, "data")).st_size
+                yield StoredItem(entry.name, size, _last_activity(entry.path))
+            except FileNotFoundError:
+                continue  # committed or cancelled since the listing
 
     def _check_upload(self, name, upload_id):
         """Raise UploadNotFound unless the upload exists and is for ``name``."""
