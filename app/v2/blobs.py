@@ -24,7 +24,7 @@ def get_blob(name, digest):
     require_access("repository", name, "pull")
 
     storage = get_storage()
-    if not storage.repository_has_blob(name, digest):
+    if not blob_available(storage, name, digest):
         raise BlobUnknown(detail={"name": name, "digest": str(digest)})
     size = storage.blob_size(digest)
     byte_range = requested_range(size)
@@ -47,6 +47,17 @@ def delete_blob(name, digest):
 
     record_event("blob deleted", repository=name, digest=digest)
     return Response(status=202)
+
+
+def blob_available(storage, name, digest):
+    """Tell whether the repository serves the blob.
+
+    A pushing client asks with HEAD and skips the upload when the answer is yes,
+    so HEAD touches the blob to keep it from a garbage collection running now.
+    """
+    if request.method == "HEAD":
+        return storage.touch_blob(name, digest)
+    return storage.repository_has_blob(name, digest)
 
 
 def blob_response(blob, size, byte_range=None):

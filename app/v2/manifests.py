@@ -268,12 +268,16 @@ def referrer_artifact_type(document, media_type):
 
 
 def check_references(storage, name, content):
-    """Raise ManifestBlobUnknown unless the repository holds all it references."""
+    """Raise ManifestBlobUnknown unless the repository holds all it references.
+
+    Touching what is referenced, rather than only looking, keeps it from a
+    garbage collection that runs while the manifest is stored.
+    """
     for digest in content.blobs:
-        if not storage.repository_has_blob(name, digest):
+        if not storage.touch_blob(name, digest):
             raise ManifestBlobUnknown(detail={"digest": str(digest)})
     for digest in content.manifests:
-        if not storage.has_manifest(name, digest):
+        if not storage.touch_manifest(name, digest):
             raise ManifestBlobUnknown(detail={"digest": str(digest)})
 
 

@@ -16,6 +16,7 @@ from app.context import get_storage
 from app.errors import BlobUploadInvalid, DigestInvalid, UploadRangeInvalid
 from app.events import record_event
 from app.reference import parse_digest, validate_name
+from app.storage.errors import BlobNotFound
 from app.v2.bodies import request_body
 
 blueprint = Blueprint("uploads", __name__)
@@ -109,7 +110,10 @@ def mount_blob(name, digest, grant):
         found = readable and storage.repository_has_blob(source, digest)
     if not found:
         return None
-    storage.link_blob(name, digest)
+    try:
+        storage.link_blob(name, digest)
+    except BlobNotFound:
+        return None  # collected since it was found: upload it instead
     record_event("blob mounted", repository=name, digest=digest, source=source)
     return digest
 
