@@ -151,6 +151,12 @@ class StorageContract:
     # Listings and sweeps for garbage collection; a cutoff in the future makes
     # everything old enough to go, one in the past keeps everything.
 
+    def test_repositories_with_only_blob_links_are_stored_repositories(self, storage):
+        storage.put_manifest("a", b"{}", MEDIA_TYPE)
+        storage.link_blob("b", storage.write_blob([DATA]))
+        assert storage.list_repositories() == ["a"]
+        assert storage.list_stored_repositories() == ["a", "b"]
+
     def test_blobs_are_listed_with_their_size(self, storage):
         digest = storage.write_blob([DATA])
         listed = {item.key: item.size for item in storage.scan_blobs()}

@@ -94,6 +94,14 @@ class Storage:
         """Return the names of all repositories, in lexical order."""
         raise NotImplementedError
 
+    def list_stored_repositories(self):
+        """Return, sorted, the names of repositories holding manifests or blob links.
+
+        Unlike ``list_repositories`` this includes repositories whose blobs were
+        pushed but no manifest yet.
+        """
+        raise NotImplementedError
+
     def link_blob(self, name, digest):
         """Let repository ``name`` serve a stored blob; BlobNotFound if absent.
 

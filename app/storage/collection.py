@@ -20,6 +20,9 @@ BLOBS = "_blobs"
 class FilesystemCollection:
     """The collection half of the filesystem driver (mixed into FilesystemStorage)."""
 
+    def list_stored_repositories(self):
+        return self._repositories_holding(MANIFESTS, BLOBS)
+
     def scan_blobs(self):
         yield from _scan(self.list_blobs(), self._blob_path)
 

@@ -162,10 +162,14 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return os.path.isdir(self._repository_path(name, MANIFESTS))
 
     def list_repositories(self):
+        return self._repositories_holding(MANIFESTS)
+
+    def _repositories_holding(self, *kinds):
+        """Return the names of repositories with any of these folders, sorted."""
         names = []
         repos = self._path("repos")
         for folder, subfolders, _files in os.walk(repos):
-            if MANIFESTS in subfolders:
+            if any(kind in subfolders for kind in kinds):
                 names.append(os.path.relpath(folder, repos).replace(os.sep, "/"))
             subfolders[:] = [entry for entry in subfolders if entry[0] != "_"]
         return sorted(names)

@@ -116,24 +116,28 @@ class FilesystemUploads:
             shutil.rmtree(self._upload_path(upload_id), ignore_errors=True)
 
     def expire_uploads(self, max_age):
-        expired = []
         cutoff = time.time() - max_age
-        for entry in os.scandir(self._path("uploads")):
-            if _last_activity(entry.path) < cutoff:
-                shutil.rmtree(entry.path, ignore_errors=True)
-                expired.append(entry.name)
-        for entry in os.scandir(self._path("tmp")):
-            if entry.stat(follow_symlinks=False).st_mtime < cutoff:
-                os.unlink(entry.path)
+        expired = [item.key for item in self.scan_uploads() if item.modified < cutoff]
+        for upload_id in expired:
+            shutil.rmtree(self._path("uploads", upload_id), ignore_errors=True)
+        with os.scandir(self._path("tmp")) as entries:
+            for entry in entries:
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue  # renamed into place since the listing
         return expired
 
     def scan_uploads(self):
-        for entry in os.scandir(self._path("uploads")):
-            try:
-                size = os.stat(os.path.join(entry.path, "data")).st_size
-                yield StoredItem(entry.name, size, _last_activity(entry.path))
-            except FileNotFoundError:
-                continue  # committed or cancelled since the listing
+        with os.scandir(self._path("uploads")) as entries:
+            for entry in entries:
+                try:
+                    modified = _last_activity(entry.path)
+                except FileNotFoundError:
+                    continue  # committed or cancelled since the listing
+                size = _file_size(os.path.join(entry.path, "data"))
+                yield StoredItem(entry.name, size, modified)
 
     def _check_upload(self, name, upload_id):
         """Raise UploadNotFound unless the upload exists and is for ``name``."""
@@ -185,9 +189,18 @@ def _append(data_path, stream, size, hasher):
         return data.tell()
 
 
+def _file_size(path):
+    """Return a file's size; 0 if it is gone (or was never written)."""
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _last_activity(folder):
     """Return the newest modification time of anything in an upload's folder."""
     times = [os.stat(folder).st_mtime]
-    for entry in os.scandir(folder):
-        times.append(entry.stat(follow_symlinks=False).st_mtime)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            times.append(entry.stat(follow_symlinks=False).st_mtime)
     return max(times)
