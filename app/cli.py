@@ -24,12 +24,14 @@ def init_app(app):
 
 
 def shell_namespace():
-    """What ``flask shell`` offers: the storage and the import helper."""
+    """What ``flask shell`` offers: the storage, import and garbage collection."""
+    from app.gc import configured_collector
     from app.images import import_image
 
     storage = current_app.extensions["registry_storage"]
     namespace = {"storage": storage, "import_image": import_image}
     namespace.update(inventory_namespace())
+    namespace["collect_garbage"] = configured_collector(current_app.config)
     return namespace
 
 
@@ -179,3 +181,29 @@ def du_command(as_json):
         click.echo(json.dumps(inventory.as_plain_data(usage), indent=2))
     else:
         click.echo(inventory.format_usage(usage), nl=False)
+
+
+@registry.command("gc")
+@click.option("--dry-run", is_flag=True, help="Report what would go; remove nothing.")
+@click.option("--untagged", is_flag=True, help="Also remove manifests no tag reaches.")
+@click.option(
+    "--grace",
+    type=click.IntRange(min=0),
+    help="Keep what was modified this many seconds ago or since "
+    "(default: REGISTRY_GC_GRACE).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def gc_command(dry_run, untagged, grace, as_json):
+    """Remove unreferenced blobs, links and manifests, and expired uploads."""
+    from app.gc import configured_collector
+
+    options = {"dry_run": dry_run, "untagged": untagged}
+    if grace is not None:
+        options["grace"] = grace
+    if sys.stderr.isatty():
+        options["progress"] = lambda line: click.echo(line, err=True)
+    result = configured_collector(current_app.config)(get_storage(), **options)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo("\n".join(result.summary_lines()))

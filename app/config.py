@@ -41,6 +41,8 @@ DEFAULTS = {
     "REGISTRY_AUTOMATIC_MOUNT": True,
     # Seconds an upload may stay idle before it is swept away.
     "REGISTRY_UPLOAD_EXPIRY": 24 * 3600,
+    # Seconds during which garbage collection keeps anything written or touched.
+    "REGISTRY_GC_GRACE": 3600,
     # Most entries a tag list or catalog page holds when the client names no ``n``.
     "REGISTRY_PAGE_SIZE": 1000,
     # Largest manifest body, in bytes, a push may carry (413 beyond it).

@@ -1,0 +1,313 @@
+"""Garbage collection: remove what no manifest worth keeping references.
+
+Marking starts, in every repository, from its tags and (unless ``untagged``)
+from every manifest it holds, and follows index children, the referrers of kept
+manifests, and the config and layers of each. Sweeping then removes manifests
+no longer kept (only with ``untagged``), repository blob links and blobs that
+nothing marked references, and uploads idle past their expiry.
+
+The registry may take pushes meanwhile. Every write or touch of a blob, link or
+manifest sets its modification time, and nothing modified within the grace
+period is removed; storage checks that time again as it removes each file, so
+a push that links, mounts or uploads a blob during the run keeps it.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from app.config import DEFAULTS
+from app.errors import DigestInvalid
+from app.reference import parse_digest
+from app.storage.errors import ManifestNotFound, RepositoryNotFound
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_GRACE = DEFAULTS["REGISTRY_GC_GRACE"]
+SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+@dataclass(frozen=True)
+class Freed:
+    """One thing a collection removed, or would remove in a dry run."""
+
+    key: str
+    size: int
+    repository: str | None = None
+
+    def to_dict(self):
+        entry = {"repository": self.repository} if self.repository else {}
+        return {**entry, "key": self.key, "size": self.size}
+
+
+@dataclass
+class CollectionResult:
+    """What a collection removed (or, in a dry run, would remove)."""
+
+    dry_run: bool
+    manifests: list = field(default_factory=list)
+    blob_links: list = field(default_factory=list)
+    blobs: list = field(default_factory=list)
+    uploads: list = field(default_factory=list)
+
+    KINDS = ("manifests", "blob_links", "blobs", "uploads")
+
+    @property
+    def freed_bytes(self):
+        """Bytes of every removed file together."""
+        return sum(item.size for kind in self.KINDS for item in getattr(self, kind))
+
+    def summary_lines(self):
+        """Return one line per kind with its count and size, then the total."""
+        verb = "would remove" if self.dry_run else "removed"
+        lines = []
+        for kind in self.KINDS:
+            items = getattr(self, kind)
+            size = format_size(sum(item.size for item in items))
+            label = kind.replace("_", " ")
+            lines.append(f"{label}: {verb} {len(items)} ({size})")
+        total = "would free" if self.dry_run else "freed"
+        lines.append(f"{total} {format_size(self.freed_bytes)} in total")
+        return lines
+
+    def to_dict(self):
+        """Return the result as plain JSON-ready data."""
+        result = {"dry_run": self.dry_run, "freed_bytes": self.freed_bytes}
+        for kind in self.KINDS:
+            result[kind] = [item.to_dict() for item in getattr(self, kind)]
+        return result
+
+
+@dataclass
+class RepositoryMarks:
+    """What one repository keeps: manifests, blobs, and its manifest records."""
+
+    records: dict
+    manifests: set = field(default_factory=set)
+    blobs: set = field(default_factory=set)
+
+
+def collect_garbage(
+    storage,
+    grace=DEFAULT_GRACE,
+    untagged=False,
+    dry_run=False,
+    upload_expiry=None,
+    progress=None,
+):
+    """Mark what is referenced, sweep the rest; return a CollectionResult.
+
+    ``grace`` seconds protect anything modified that recently; ``upload_expiry``
+    seconds of idleness expire an upload (None leaves uploads alone).
+    ``progress``, if given, is called with a line of text per step.
+    """
+    report = progress or (lambda line: None)
+    cutoff = time.time() - grace
+    result = CollectionResult(dry_run)
+
+    marks = {}
+    for name in storage.list_stored_repositories():
+        report(f"marking {name}")
+        marks[name] = mark_repository(storage, name, cutoff, untagged)
+    if untagged:
+        report("sweeping manifests")
+        sweep_manifests(storage, marks, cutoff, result)
+    report("sweeping blob links")
+    linked = sweep_blob_links(storage, marks, cutoff, result)
+    report("sweeping blobs")
+    kept = linked.union(*(repository.blobs for repository in marks.values()))
+    sweep_blobs(storage, kept, cutoff, result)
+    if upload_expiry is not None:
+        report("expiring uploads")
+        expire_uploads(storage, upload_expiry, result)
+
+    logger.info("garbage collection: %s", "; ".join(result.summary_lines()))
+    return result
+
+
+def configured_collector(config):
+    """Return ``collect_garbage`` with a configuration's grace and upload expiry."""
+    return partial(
+        collect_garbage,
+        grace=config["REGISTRY_GC_GRACE"],
+        upload_expiry=config["REGISTRY_UPLOAD_EXPIRY"],
+    )
+
+
+# Marking.
+
+
+def mark_repository(storage, name, cutoff, untagged):
+    """Return the RepositoryMarks of everything the repository keeps."""
+    records = {item.key: item for item in storage.scan_manifests(name)}
+    if untagged:
+        fresh = {digest for digest, item in records.items() if item.modified > cutoff}
+        roots = tagged_digests(storage, name) | fresh
+    else:
+        roots = set(records)
+    marks = RepositoryMarks(records)
+    mark_manifests(storage, name, roots, marks)
+    return marks
+
+
+def tagged_digests(storage, name):
+    """Return the digests the repository's tags point to."""
+    digests = set()
+    try:
+        tags = storage.list_tags(name)
+    except RepositoryNotFound:
+        return digests
+    for tag in tags:
+        try:
+            digests.add(storage.resolve_tag(name, tag))
+        except (ManifestNotFound, DigestInvalid):
+            continue  # removed since the listing, or not a digest at all
+    return digests
+
+
+def mark_manifests(storage, name, roots, marks):
+    """Mark ``roots``, their children, referrers, configs and layers as kept."""
+    pending = list(roots)
+    while pending:
+        digest = pending.pop()
+        if digest in marks.manifests:
+            continue
+        marks.manifests.add(digest)
+        marks.blobs.add(digest)
+        try:
+            body = storage.get_manifest(name, digest).body
+        except ManifestNotFound:
+            continue
+        blobs, children = manifest_references(body)
+        marks.blobs.update(blobs)
+        pending.extend(children)
+        referrers = storage.list_referrers(name, digest)
+        pending.extend(descriptor_digests(referrers))
+
+
+def manifest_references(body):
+    """Return the blob digests and child manifest digests a stored manifest names."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return set(), set()
+    if not isinstance(document, dict):
+        return set(), set()
+    blobs = descriptor_digests([document.get("config")])
+    for field_name in ("layers", "blobs"):
+        blobs |= descriptor_digests(document.get(field_name))
+    return blobs, descriptor_digests(document.get("manifests"))
+
+
+def descriptor_digests(descriptors):
+    """Return the valid digests named by a list of descriptors."""
+    digests = set()
+    if not isinstance(descriptors, list):
+        return digests
+    for descriptor in descriptors:
+        if isinstance(descriptor, dict) and isinstance(descriptor.get("digest"), str):
+            try:
+                digests.add(parse_digest(descriptor["digest"]))
+            except DigestInvalid:
+                continue
+    return digests
+
+
+# Sweeping.
+
+
+def sweep_manifests(storage, marks, cutoff, result):
+    """Remove manifests no tag reaches, with the referrer record each leaves."""
+    for name, repository in marks.items():
+        for digest, item in repository.records.items():
+            if digest in repository.manifests:
+                continue
+            sweep = partial(remove_manifest, storage, name, digest)
+            if removed(item, cutoff, result, sweep):
+                result.manifests.append(Freed(str(digest), item.size, name))
+            elif not result.dry_run:
+                # Touched since marking: keep it and all it references.
+                mark_manifests(storage, name, [digest], repository)
+
+
+def remove_manifest(storage, name, digest, cutoff):
+    """Remove one manifest record and its referrer record; tell if it went."""
+    try:
+        body = storage.get_manifest(name, digest).body
+    except ManifestNotFound:
+        body = b""
+    if not storage.sweep_manifest(name, digest, cutoff):
+        return False
+    subject = subject_digest(body)
+    if subject is not None:
+        storage.remove_referrer(name, subject, digest)
+    logger.info("manifest collected: %s %s", name, digest)
+    return True
+
+
+def subject_digest(body):
+    """Return the digest of a manifest body's subject, or None."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    subjects = descriptor_digests([document.get("subject")])
+    return subjects.pop() if subjects else None
+
+
+def sweep_blob_links(storage, marks, cutoff, result):
+    """Remove unreferenced blob links; return the digests of links that stay."""
+    linked = set()
+    for name, repository in marks.items():
+        for item in storage.scan_blob_links(name):
+            sweep = partial(storage.sweep_blob_link, name, item.key)
+            if item.key in repository.blobs or not removed(item, cutoff, result, sweep):
+                linked.add(item.key)
+                continue
+            result.blob_links.append(Freed(str(item.key), item.size, name))
+            logger.info("blob link collected: %s %s", name, item.key)
+    return linked
+
+
+def sweep_blobs(storage, kept, cutoff, result):
+    """Remove blobs that no kept manifest or remaining link references."""
+    for item in storage.scan_blobs():
+        if item.key in kept:
+            continue
+        if removed(item, cutoff, result, partial(storage.sweep_blob, item.key)):
+            result.blobs.append(Freed(str(item.key), item.size))
+            logger.info("blob collected: %s", item.key)
+
+
+def removed(item, cutoff, result, sweep):
+    """Call ``sweep(cutoff)`` (in a dry run, only judge the item); tell if it went."""
+    if result.dry_run:
+        return item.modified <= cutoff
+    return sweep(cutoff)
+
+
+def expire_uploads(storage, expiry, result):
+    """Remove uploads idle for ``expiry`` seconds, recording their sizes."""
+    uploads = {item.key: item for item in storage.scan_uploads()}
+    if result.dry_run:
+        cutoff = time.time() - expiry
+        expired = [key for key, item in uploads.items() if item.modified < cutoff]
+    else:
+        expired = storage.expire_uploads(expiry)
+    for key in expired:
+        size = uploads[key].size if key in uploads else 0
+        result.uploads.append(Freed(key, size))
+
+
+def format_size(size):
+    """Return a byte count as people read it: ``512 B``, ``1.5 MiB``."""
+    if size < 1024:
+        return f"{size} B"
+    for unit in SIZE_UNITS[1:]:
+        size /= 1024
+        if size < 1024 or unit == SIZE_UNITS[-1]:
+            return f"{size:.1f} {unit}"
