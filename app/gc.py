@@ -37,9 +37,9 @@ class Freed:
     size: int
     repository: str | None = None
 
-    def to_dict(self):
+    def to_dict(self, key_name):
         entry = {"repository": self.repository} if self.repository else {}
-        return {**entry, "key": self.key, "size": self.size}
+        return {**entry, key_name: self.key, "size": self.size}
 
 
 @dataclass
@@ -52,7 +52,13 @@ class CollectionResult:
     blobs: list = field(default_factory=list)
     uploads: list = field(default_factory=list)
 
-    KINDS = ("manifests", "blob_links", "blobs", "uploads")
+    # Each kind, with what its items' keys are called in the JSON report.
+    KINDS = {
+        "manifests": "digest",
+        "blob_links": "digest",
+        "blobs": "digest",
+        "uploads": "id",
+    }
 
     @property
     def freed_bytes(self):
@@ -75,8 +81,8 @@ class CollectionResult:
     def to_dict(self):
         """Return the result as plain JSON-ready data."""
         result = {"dry_run": self.dry_run, "freed_bytes": self.freed_bytes}
-        for kind in self.KINDS:
-            result[kind] = [item.to_dict() for item in getattr(self, kind)]
+        for kind, key_name in self.KINDS.items():
+            result[kind] = [item.to_dict(key_name) for item in getattr(self, kind)]
         return result
 
 

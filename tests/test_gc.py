@@ -349,7 +349,7 @@ def test_command_dry_run_as_json(runner, storage):
     args = ["registry", "gc", "--grace", "0", "--dry-run", "--json"]
     result = runner.invoke(args=args)
     report = json.loads(result.output)
-    assert report["blobs"] == [{"key": str(digest), "size": len(GARBAGE)}]
+    assert report["blobs"] == [{"digest": str(digest), "size": len(GARBAGE)}]
     assert report["dry_run"] and storage.has_blob(digest)
 
 
