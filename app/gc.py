@@ -189,8 +189,7 @@ def mark_manifests(storage, name, roots, marks):
         blobs, children = manifest_references(body)
         marks.blobs.update(blobs)
         pending.extend(children)
-        referrers = storage.list_referrers(name, digest)
-        pending.extend(descriptor_digests(referrers))
+        pending.extend(descriptor_digests(storage.list_referrers(name, digest)))
 
 
 def manifest_references(body):
@@ -227,15 +226,48 @@ def descriptor_digests(descriptors):
 def sweep_manifests(storage, marks, cutoff, result):
     """Remove manifests no tag reaches, with the referrer record each leaves."""
     for name, repository in marks.items():
-        for digest, item in repository.records.items():
+        unkept = set(repository.records) - repository.manifests
+        for digest in keepers_first(storage, name, unkept):
             if digest in repository.manifests:
                 continue
+            item = repository.records[digest]
             sweep = partial(remove_manifest, storage, name, digest)
             if removed(item, cutoff, result, sweep):
                 result.manifests.append(Freed(str(digest), item.size, name))
             elif not result.dry_run:
                 # Touched since marking: keep it and all it references.
                 mark_manifests(storage, name, [digest], repository)
+
+
+def keepers_first(storage, name, digests):
+    """Order ``digests``: indexes before their children, subjects before referrers.
+
+    A push may touch a manifest while the sweep runs, and a manifest kept that
+    way keeps what it references; deciding on those only afterwards means none
+    of them is already gone.
+    """
+    order, seen = [], set()
+
+    def visit(digest):
+        if digest in seen or digest not in digests:
+            return
+        seen.add(digest)
+        for kept in kept_by(storage, name, digest):
+            visit(kept)
+        order.append(digest)
+
+    for digest in sorted(digests, key=str):
+        visit(digest)
+    return order[::-1]
+
+
+def kept_by(storage, name, digest):
+    """Return the manifests that keeping ``digest`` keeps: children, referrers."""
+    try:
+        _blobs, children = manifest_references(storage.get_manifest(name, digest).body)
+    except ManifestNotFound:
+        children = set()
+    return children | descriptor_digests(storage.list_referrers(name, digest))
 
 
 def remove_manifest(storage, name, digest, cutoff):

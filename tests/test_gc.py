@@ -14,6 +14,7 @@ from tests.conftest import bearer, get_token, seed_image, sha256
 from tests.test_manifest_push import (
     NAME,
     OCI_INDEX,
+    OCI_MANIFEST,
     artifact,
     encode,
     oci_manifest,
@@ -152,18 +153,21 @@ def test_untagged_manifest_is_removed_with_untagged(client, storage):
     assert [item.key for item in result.manifests] == [str(digest)]
 
 
-def test_index_children_are_kept(client, storage):
-    children = [untagged_image(client, storage, layer) for layer in (b"amd", b"arm")]
-    index = {
+def index_over(storage, children):
+    """Return an OCI index over child manifests the repository holds."""
+    return {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
-            {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-             "digest": str(child), "size": storage.blob_size(child)}
+            {"mediaType": OCI_MANIFEST, "digest": str(child), "size": 1}
             for child in children
         ],
-    }  # fmt: skip
-    pushed(client, NAME, "multi", index, OCI_INDEX)
+    }
+
+
+def test_index_children_are_kept(client, storage):
+    children = [untagged_image(client, storage, layer) for layer in (b"amd", b"arm")]
+    pushed(client, NAME, "multi", index_over(storage, children), OCI_INDEX)
     collect(storage, untagged=True)
     assert all(storage.has_manifest(NAME, child) for child in children)
     assert storage.has_blob(blob_of(b"arm"))
@@ -193,6 +197,16 @@ def test_referrers_of_removed_manifests_go_with_their_record(client, storage):
     collect(storage, untagged=True)
     assert not storage.has_manifest(NAME, digest)
     assert storage.list_referrers(NAME, parse_digest(subject["digest"])) == []
+
+
+def test_sweep_decides_on_indexes_and_subjects_first(client, storage):
+    child = untagged_image(client, storage)
+    index = index_over(storage, [child])
+    top = pushed(client, NAME, sha256(encode(index)), index, OCI_INDEX)["digest"]
+    subject = {"mediaType": OCI_MANIFEST, "digest": str(child), "size": 1}
+    referrer = referrer_of(client, storage, subject)
+    order = gc.keepers_first(storage, NAME, {referrer, child, parse_digest(top)})
+    assert order == [parse_digest(top), child, referrer]
 
 
 def delete_manifest(client, name, digest):
