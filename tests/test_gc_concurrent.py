@@ -10,7 +10,6 @@ left in the tree before the pushes must be gone.
 import hashlib
 import json
 import os
-import sys
 import threading
 import traceback
 import urllib.error
@@ -23,8 +22,7 @@ import pytest
 from app.gc import collect_garbage
 from app.reference import compute_digest
 from app.storage.filesystem import FilesystemStorage
-from tests.e2e.conftest import DIRECT, REPO_ROOT, Server, free_port, spawn, stop
-from tests.e2e.conftest import wait_for as wait_for_process
+from tests.e2e.conftest import DIRECT, Server, free_port, serving
 from tests.test_gc import HOUR, age_everything
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -254,14 +252,8 @@ def server(tmp_path):
         "REGISTRY_ANONYMOUS_PUSH": "true",
     }
     server = Server(free_port(), tmp_path / "storage", env)
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
-    log = tmp_path / "gunicorn.log"
-    proc = spawn([*cmd, "--bind", server.host], log, cwd=REPO_ROOT, env=env)
-    try:
-        wait_for_process("gunicorn", server.answers, proc, log)
+    with serving(server, tmp_path, "--bind", server.host):
         yield server
-    finally:
-        stop(proc)
 
 
 def test_pushes_during_collections_pull_back_whole(server):
