@@ -13,20 +13,18 @@ a push that links, mounts or uploads a blob during the run keeps it.
 """
 
 import json
-import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
 
 from app.config import DEFAULTS
 from app.errors import DigestInvalid
+from app.events import record_event
 from app.reference import parse_digest
 from app.storage.errors import ManifestNotFound, RepositoryNotFound
-
-logger = logging.getLogger(__name__)
+from app.ui.inventory import human_size
 
 DEFAULT_GRACE = DEFAULTS["REGISTRY_GC_GRACE"]
-SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 @dataclass(frozen=True)
@@ -52,13 +50,25 @@ class CollectionResult:
     blobs: list = field(default_factory=list)
     uploads: list = field(default_factory=list)
 
-    # Each kind, with what its items' keys are called in the JSON report.
+    # Each kind, with what its items' keys are called in reports and logs.
     KINDS = {
         "manifests": "digest",
         "blob_links": "digest",
         "blobs": "digest",
-        "uploads": "id",
+        "uploads": "upload",
     }
+    EVENTS = {
+        "manifests": "manifest collected",
+        "blob_links": "blob link collected",
+        "blobs": "blob collected",
+        "uploads": "upload expired",
+    }
+
+    def add(self, kind, item):
+        """Count one removed item, and log it unless this is a dry run."""
+        getattr(self, kind).append(item)
+        if not self.dry_run:
+            record_event(self.EVENTS[kind], **item.to_dict(self.KINDS[kind]))
 
     @property
     def freed_bytes(self):
@@ -71,11 +81,11 @@ class CollectionResult:
         lines = []
         for kind in self.KINDS:
             items = getattr(self, kind)
-            size = format_size(sum(item.size for item in items))
+            size = human_size(sum(item.size for item in items))
             label = kind.replace("_", " ")
             lines.append(f"{label}: {verb} {len(items)} ({size})")
         total = "would free" if self.dry_run else "freed"
-        lines.append(f"{total} {format_size(self.freed_bytes)} in total")
+        lines.append(f"{total} {human_size(self.freed_bytes)} in total")
         return lines
 
     def to_dict(self):
@@ -129,7 +139,9 @@ def collect_garbage(
         report("expiring uploads")
         expire_uploads(storage, upload_expiry, result)
 
-    logger.info("garbage collection: %s", "; ".join(result.summary_lines()))
+    if not dry_run:
+        counts = {kind: len(getattr(result, kind)) for kind in result.KINDS}
+        record_event("garbage collected", size=result.freed_bytes, **counts)
     return result
 
 
@@ -233,7 +245,7 @@ def sweep_manifests(storage, marks, cutoff, result):
             item = repository.records[digest]
             sweep = partial(remove_manifest, storage, name, digest)
             if removed(item, cutoff, result, sweep):
-                result.manifests.append(Freed(str(digest), item.size, name))
+                result.add("manifests", Freed(str(digest), item.size, name))
             elif not result.dry_run:
                 # Touched since marking: keep it and all it references.
                 mark_manifests(storage, name, [digest], repository)
@@ -281,7 +293,6 @@ def remove_manifest(storage, name, digest, cutoff):
     subject = subject_digest(body)
     if subject is not None:
         storage.remove_referrer(name, subject, digest)
-    logger.info("manifest collected: %s %s", name, digest)
     return True
 
 
@@ -306,8 +317,7 @@ def sweep_blob_links(storage, marks, cutoff, result):
             if item.key in repository.blobs or not removed(item, cutoff, result, sweep):
                 linked.add(item.key)
                 continue
-            result.blob_links.append(Freed(str(item.key), item.size, name))
-            logger.info("blob link collected: %s %s", name, item.key)
+            result.add("blob_links", Freed(str(item.key), item.size, name))
     return linked
 
 
@@ -317,8 +327,7 @@ def sweep_blobs(storage, kept, cutoff, result):
         if item.key in kept:
             continue
         if removed(item, cutoff, result, partial(storage.sweep_blob, item.key)):
-            result.blobs.append(Freed(str(item.key), item.size))
-            logger.info("blob collected: %s", item.key)
+            result.add("blobs", Freed(str(item.key), item.size))
 
 
 def removed(item, cutoff, result, sweep):
@@ -338,14 +347,4 @@ def expire_uploads(storage, expiry, result):
         expired = storage.expire_uploads(expiry)
     for key in expired:
         size = uploads[key].size if key in uploads else 0
-        result.uploads.append(Freed(key, size))
-
-
-def format_size(size):
-    """Return a byte count as people read it: ``512 B``, ``1.5 MiB``."""
-    if size < 1024:
-        return f"{size} B"
-    for unit in SIZE_UNITS[1:]:
-        size /= 1024
-        if size < 1024 or unit == SIZE_UNITS[-1]:
-            return f"{size:.1f} {unit}"
+        result.add("uploads", Freed(key, size))

@@ -2,13 +2,14 @@
 
 import io
 import json
+import logging
 import os
 import time
 
 import pytest
 
 from app import gc
-from app.gc import collect_garbage, format_size
+from app.gc import collect_garbage
 from app.reference import compute_digest, parse_digest
 from tests.conftest import bearer, get_token, seed_image, sha256
 from tests.test_manifest_push import (
@@ -93,12 +94,13 @@ def test_result_counts_the_bytes_it_frees(storage):
     assert result.summary_lines()[-1] == f"freed {len(GARBAGE)} B in total"
 
 
-@pytest.mark.parametrize(
-    "size, text",
-    [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536 * 1024, "1.5 MiB")],
-)
-def test_sizes_are_written_for_people(size, text):
-    assert format_size(size) == text
+def test_real_run_logs_each_removal_and_dry_run_logs_none(storage, caplog):
+    garbage(storage)
+    caplog.set_level(logging.INFO, logger="app.events")
+    collect(storage, dry_run=True)
+    collect(storage)
+    events = [record.event for record in caplog.records]
+    assert events == ["blob link collected", "blob collected", "garbage collected"]
 
 
 # What marking keeps.
