@@ -228,6 +228,17 @@ class TestFilesystemStorage(StorageContract):
             storage.write_blob([DATA], digest=compute_digest(b"x"))
         assert os.listdir(os.path.join(storage.root, "tmp")) == []
 
+    def test_touch_answers_when_times_cannot_be_set(self, storage, monkeypatch):
+        digest = storage.write_blob([DATA])
+        storage.link_blob("a", digest)
+
+        def refuse(path, *args, **kwargs):
+            raise PermissionError(path)
+
+        monkeypatch.setattr(os, "utime", refuse)
+        assert storage.touch_blob("a", digest)
+        assert not storage.touch_blob("b", digest)
+
     def test_sha512_blobs_live_under_their_algorithm(self, storage):
         digest = parse_digest("sha512:" + compute_digest(DATA, "sha512").hex)
         storage.write_blob([DATA], digest=digest)

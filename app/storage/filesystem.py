@@ -358,11 +358,16 @@ def _stored_digest(algorithm, hex_digest):
 
 
 def _touch(path):
-    """Set a file's modification time to now; tell whether the file exists."""
+    """Set a file's modification time to now; tell whether the file exists.
+
+    A store that cannot be written (mounted read-only, say) still answers.
+    """
     try:
         os.utime(path)
     except FileNotFoundError:
         return False
+    except OSError:
+        return os.path.isfile(path)
     return True
 
 
