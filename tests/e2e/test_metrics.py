@@ -3,6 +3,7 @@
 import os
 import re
 import sys
+import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -63,4 +64,9 @@ def test_metrics_sum_the_requests_of_every_worker(two_workers):
 
     pids = set(re.findall(r"<(\d+)> /healthz", log.read_text()))
     assert len(pids) >= 2
-    assert healthz_count(server) == PROBES
+    # A request is counted when its worker closes it, which may be just after
+    # the client has read the answer: wait for the last one, but never past it.
+    deadline = time.monotonic() + 10
+    while (count := healthz_count(server)) < PROBES and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count == PROBES
