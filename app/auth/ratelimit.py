@@ -35,6 +35,8 @@ class LoginLimiter:
 
     def retry_after(self, address):
         """Return the seconds to wait before trying again, or 0 if allowed now."""
+        if not os.path.exists(self.path):
+            return 0  # no login has failed yet: nothing to open or create
         now = time.time()
         connection = self.connect()
         try:
