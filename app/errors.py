@@ -114,12 +114,6 @@ class RangeNotSatisfiable(SizeInvalid):
     status = 416
 
 
-class PaginationInvalid(RegistryError):
-    code = "PAGINATION_NUMBER_INVALID"
-    message = "invalid number of results requested"
-    status = 400
-
-
 class Unauthorized(RegistryError):
     code = "UNAUTHORIZED"
     message = "authentication required"

@@ -224,7 +224,7 @@ def content_length(headers):
     """Return the Content-Length among WSGI headers, or 0 without one."""
     for key, value in headers:
         if key.lower() == "content-length":
-            return int(value) if value.isdigit() else 0
+            return int(value) if value.isascii() and value.isdigit() else 0
     return 0
 
 

@@ -51,7 +51,11 @@ def test_n_zero_gives_an_empty_page(client, tagged):
     assert list_tags(client, "?n=0").json["tags"] == []
 
 
-@pytest.mark.parametrize("query", ["?n=-1", "?n=abc", "?n=1.5"])
+# Digits beyond ASCII ("²", "①", Arabic-Indic three) pass str.isdigit().
+BAD_N = ["?n=-1", "?n=abc", "?n=1.5", "?n=%C2%B2", "?n=%E2%91%A0", "?n=%D9%A3"]
+
+
+@pytest.mark.parametrize("query", BAD_N)
 def test_bad_n_is_refused(client, tagged, query):
     response = list_tags(client, query)
     assert response.status_code == 400
@@ -84,3 +88,11 @@ def test_catalog_paginates(client, storage):
 def test_catalog_needs_the_catalog_scope(client, storage):
     response = get_listing(client, "/v2/_catalog", "repository:a:pull")
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("query", BAD_N)
+def test_catalog_refuses_a_bad_n(client, storage, query):
+    seed_image(storage, "a", "v1")
+    response = get_listing(client, f"/v2/_catalog{query}", "registry:catalog:*")
+    assert response.status_code == 400
+    assert response.json["errors"][0]["code"] == "UNSUPPORTED"

@@ -59,7 +59,7 @@ def page_size():
     text = request.args.get("n")
     if text is None or text == "":
         return current_app.config["REGISTRY_PAGE_SIZE"]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise PaginationInvalid(detail={"n": text})
     return int(text)
 
