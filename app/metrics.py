@@ -11,6 +11,7 @@ server closes the response, so a blob streamed with sendfile is timed to its end
 """
 
 import functools
+import glob
 import os
 import time
 
@@ -48,6 +49,8 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Methods counted by name; any other a client makes up is counted as "other".
 KNOWN_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"}) | BODY_METHODS
 OTHER_METHOD = "other"
+# A worker's values file starts with the 8-byte length of what it holds.
+VALUES_HEADER_SIZE = 8
 
 REQUESTS = Counter(
     "registry_http_requests",
@@ -98,13 +101,35 @@ def init_app(app):
 def serve_metrics():
     """Answer the Prometheus text format, summed over every worker."""
     registry = CollectorRegistry()
-    if os.environ.get(MULTIPROCESS_VARIABLE):
-        MultiProcessCollector(registry)
+    folder = os.environ.get(MULTIPROCESS_VARIABLE)
+    if folder:
+        registry.register(WorkersCollector(folder))
     else:
         registry.register(SingleProcessCollector())
     registry.register(StorageCollector(get_storage()))
 
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+class WorkersCollector:
+    """The values every worker wrote into the shared folder, summed.
+
+    A worker creates its file empty and then sizes it, so a scrape can meet a
+    file that holds nothing yet; such a file is passed over rather than read.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def collect(self):
+        files = []
+        for path in glob.glob(os.path.join(self.folder, "*.db")):
+            try:
+                if os.path.getsize(path) >= VALUES_HEADER_SIZE:
+                    files.append(path)
+            except OSError:
+                continue  # gone since the listing
+        return MultiProcessCollector.merge(files, accumulate=True)
 
 
 class SingleProcessCollector:

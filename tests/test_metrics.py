@@ -127,3 +127,25 @@ def test_methods_a_client_makes_up_share_one_label(client):
     labels = {"route": "unmatched", "method": "other", "status": "405"}
     name = "registry_http_requests_total"
     assert value(after, name, **labels) - value(before, name, **labels) == 1
+
+
+def test_a_worker_file_not_yet_sized_is_passed_over(client, tmp_path, monkeypatch):
+    """A scrape meeting a worker's just-created, still empty file sums the rest."""
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    written = MmapedDict(str(tmp_path / "counter_101.db"))
+    key = mmap_key(
+        "registry_tokens",
+        "registry_tokens_total",
+        ["outcome"],
+        ["issued"],
+        "Token requests, by outcome: issued or refused.",
+    )
+    written.write_value(key, 3.0, 0.0)
+    written.close()
+    (tmp_path / "counter_102.db").write_bytes(b"")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    samples = scrape(client)
+
+    assert value(samples, "registry_tokens_total", outcome="issued") == 3.0
