@@ -150,10 +150,14 @@ class StorageCollector:
 
     def collect(self):
         count, size = 0, 0
-        for digest in self.storage.list_blobs():
+        try:
+            digests = self.storage.list_blobs()
+        except OSError:
+            return []  # unreadable store: /readyz says so; the rest still counts
+        for digest in digests:
             try:
                 size += self.storage.blob_size(digest)
-            except RegistryError:
+            except (RegistryError, OSError):
                 continue  # removed since the listing
             count += 1
         stored = GaugeMetricFamily(

@@ -1,9 +1,13 @@
 """/metrics: Prometheus text that parses, counting requests, bytes and tokens."""
 
+import shutil
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import bearer, seed_image
+
+HEALTHZ_LABELS = {"route": "health.healthz", "method": "GET", "status": "200"}
 
 
 def scrape(client):
@@ -149,3 +153,15 @@ def test_a_worker_file_not_yet_sized_is_passed_over(client, tmp_path, monkeypatc
     samples = scrape(client)
 
     assert value(samples, "registry_tokens_total", outcome="issued") == 3.0
+
+
+def test_an_unreadable_store_leaves_the_other_metrics_served(app, client, tmp_path):
+    root = tmp_path / "storage"
+    client.get("/healthz")
+    shutil.rmtree(root)
+    root.write_bytes(b"not a folder")
+
+    samples = scrape(client)
+
+    assert value(samples, "registry_http_requests_total", **HEALTHZ_LABELS) >= 1
+    assert "registry_storage_bytes" not in {name for name, _labels in samples}
