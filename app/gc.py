@@ -12,12 +12,12 @@ period is removed; storage checks that time again as it removes each file, so
 a push that links, mounts or uploads a blob during the run keeps it.
 """
 
-import json
 import time
 from dataclasses import dataclass, field
 from functools import partial
 
 from app.config import DEFAULTS
+from app.documents import DocumentError, parse_document
 from app.errors import DigestInvalid
 from app.events import record_event
 from app.reference import parse_digest
@@ -207,8 +207,8 @@ def mark_manifests(storage, name, roots, marks):
 def manifest_references(body):
     """Return the blob digests and child manifest digests a stored manifest names."""
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = parse_document(body)
+    except DocumentError:
         return set(), set()
     if not isinstance(document, dict):
         return set(), set()
@@ -299,8 +299,8 @@ def remove_manifest(storage, name, digest, cutoff):
 def subject_digest(body):
     """Return the digest of a manifest body's subject, or None."""
     try:
-        document = json.loads(body)
-    except ValueError:
+        document = parse_document(body)
+    except DocumentError:
         return None
     if not isinstance(document, dict):
         return None

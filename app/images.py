@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import click
 
+from app.documents import DocumentError, parse_document
 from app.errors import RegistryError
 from app.events import record_event
 from app.reference import (
@@ -410,9 +411,11 @@ def _read_document(archive, path):
 def _load_json(data, path):
     """Return the JSON document ``data`` holds; ``path`` names it in errors."""
     try:
-        return json.loads(data)
-    except ValueError:
-        raise ImageImportError(f"{path} in the archive is not valid JSON") from None
+        return parse_document(data)
+    except DocumentError as error:
+        raise ImageImportError(
+            f"{path} in the archive is not valid JSON: {error}"
+        ) from None
 
 
 def _archive_digest(text, origin):
@@ -716,7 +719,7 @@ def _add_manifest(archive, descriptor, tree, parent):
         return
     body = _read_layout_manifest(archive, descriptor, digest, size, parent)
     content = _parse_manifest(body, descriptor.get("mediaType"), digest)
-    document = json.loads(body)
+    document = parse_document(body)
 
     if content.media_type in INDEX_TYPES:
         for child in document["manifests"]:
