@@ -161,7 +161,11 @@ def index_over(storage, children):
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": str(child), "size": 1}
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": str(child),
+                "size": storage.blob_size(child),
+            }
             for child in children
         ],
     }

@@ -5,13 +5,13 @@ and child manifest it references. A manifest with a ``subject`` is recorded as
 a referrer of that digest, which need not exist yet.
 """
 
-import json
 from dataclasses import dataclass
 
 from flask import Blueprint, Response, current_app, request
 
 from app.auth import require_access
 from app.context import get_storage, require_deletes_enabled
+from app.documents import DocumentError, parse_document
 from app.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
@@ -29,7 +29,15 @@ from app.reference import (
     parse_reference,
     validate_name,
 )
+from app.storage.errors import BlobNotFound, ManifestNotFound
 from app.v2.bodies import request_body
+from app.v2.descriptors import (
+    check_annotations,
+    check_media_type,
+    parse_descriptor,
+    parse_descriptor_list,
+    parse_index_entry,
+)
 
 blueprint = Blueprint("manifests", __name__)
 
@@ -54,6 +62,7 @@ class ManifestContent:
     subject: Digest | None
     artifact_type: str | None
     annotations: dict | None
+    descriptors: tuple = ()
 
 
 @blueprint.get("/<path:name>/manifests/<reference>")
@@ -180,28 +189,29 @@ def parse_manifest(body, content_type):
             "schemaVersion must be 2", {"schemaVersion": document.get("schemaVersion")}
         )
     if media_type in INDEX_TYPES:
-        blobs = ()
-        manifests = descriptor_list(document, "manifests")
+        descriptors = parse_descriptor_list(document, "manifests", parse_index_entry)
+        blobs, manifests = (), digests_of(descriptors)
     else:
-        blobs = (descriptor_digest(document.get("config"), "config"),)
-        blobs += descriptor_list(document, "layers")
-        manifests = ()
+        descriptors = (parse_descriptor(document.get("config"), "config"),)
+        descriptors += parse_descriptor_list(document, "layers")
+        blobs, manifests = digests_of(descriptors), ()
     return ManifestContent(
         media_type,
         blobs,
         manifests,
-        subject_digest(document),
-        referrer_artifact_type(document, media_type),
-        optional_field(document, "annotations", dict),
+        subject_descriptor(document),
+        referrer_artifact_type(document, media_type, descriptors),
+        check_annotations(document.get("annotations"), "annotations"),
+        descriptors,
     )
 
 
 def load_document(body):
     """Return the manifest's JSON object, or raise ManifestInvalid."""
     try:
-        document = json.loads(body)
-    except ValueError:
-        raise ManifestInvalid("manifest is not JSON") from None
+        document = parse_document(body)
+    except DocumentError as error:
+        raise ManifestInvalid("manifest is not JSON", {"reason": str(error)}) from None
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest is not a JSON object")
     return document
@@ -209,7 +219,9 @@ def load_document(body):
 
 def manifest_media_type(document, content_type):
     """Return the media type that the body and the Content-Type agree on."""
-    declared = optional_field(document, "mediaType", str)
+    declared = document.get("mediaType")
+    if declared is not None and not isinstance(declared, str):
+        raise ManifestInvalid("mediaType must be a string", {"field": "mediaType"})
     if declared and content_type and declared != content_type:
         raise ManifestInvalid(
             "Content-Type does not match the manifest's mediaType",
@@ -223,62 +235,76 @@ def manifest_media_type(document, content_type):
     return media_type
 
 
-def optional_field(document, field, kind):
-    """Return ``document[field]`` if present, checking that it is of ``kind``."""
-    value = document.get(field)
-    if value is not None and not isinstance(value, kind):
-        raise ManifestInvalid(f"{field} has the wrong type", {"field": field})
-    return value
+def digests_of(descriptors):
+    """Return the Digests that descriptors name, in order."""
+    return tuple(descriptor.digest for descriptor in descriptors)
 
 
-def descriptor_list(document, field):
-    """Return the digests of a required (possibly empty) list of descriptors."""
-    descriptors = document.get(field)
-    if not isinstance(descriptors, list):
-        raise ManifestInvalid(f"{field} must be a list of descriptors")
-    return tuple(descriptor_digest(item, field) for item in descriptors)
-
-
-def descriptor_digest(descriptor, field):
-    """Return the Digest a descriptor names, or raise ManifestInvalid."""
-    if not isinstance(descriptor, dict) or not isinstance(
-        descriptor.get("digest"), str
-    ):
-        raise ManifestInvalid("malformed descriptor", {"field": field})
-    try:
-        return parse_digest(descriptor["digest"])
-    except DigestInvalid:
-        detail = {"field": field, "digest": descriptor["digest"]}
-        raise ManifestInvalid("malformed descriptor digest", detail) from None
-
-
-def subject_digest(document):
-    """Return the Digest of the manifest's subject, or None without one."""
+def subject_descriptor(document):
+    """Return the Digest of the manifest's subject, checked, or None without one."""
     if document.get("subject") is None:
         return None
-    return descriptor_digest(document["subject"], "subject")
+    return parse_descriptor(document["subject"], "subject").digest
 
 
-def referrer_artifact_type(document, media_type):
+def stored_subject_digest(document):
+    """Return the subject Digest a stored manifest names, or None."""
+    subject = document.get("subject")
+    if not isinstance(subject, dict) or not isinstance(subject.get("digest"), str):
+        return None
+    try:
+        return parse_digest(subject["digest"])
+    except DigestInvalid:
+        return None
+
+
+def referrer_artifact_type(document, media_type, descriptors):
     """Return the type a referrer is listed with: artifactType, else config's type."""
-    artifact_type = optional_field(document, "artifactType", str)
-    if artifact_type or media_type in INDEX_TYPES:
-        return artifact_type
-    return optional_field(document["config"], "mediaType", str)
+    artifact_type = document.get("artifactType")
+    if artifact_type is not None:
+        return check_media_type(artifact_type, "artifactType")
+    if media_type in INDEX_TYPES:
+        return None
+    return descriptors[0].media_type
 
 
 def check_references(storage, name, content):
-    """Raise ManifestBlobUnknown unless the repository holds all it references.
+    """Raise unless the repository holds all it references, at the sizes declared.
 
     Touching what is referenced, rather than only looking, keeps it from a
     garbage collection that runs while the manifest is stored.
     """
-    for digest in content.blobs:
-        if not storage.touch_blob(name, digest):
-            raise ManifestBlobUnknown(detail={"digest": str(digest)})
-    for digest in content.manifests:
-        if not storage.touch_manifest(name, digest):
-            raise ManifestBlobUnknown(detail={"digest": str(digest)})
+    held_size = held_manifest_size if content.manifests else held_blob_size
+    for descriptor in content.descriptors:
+        size = held_size(storage, name, descriptor.digest)
+        if size is None:
+            raise ManifestBlobUnknown(detail={"digest": str(descriptor.digest)})
+        if size != descriptor.size:
+            field = f"{descriptor.field}.size"
+            raise ManifestInvalid(
+                f"{field} is {descriptor.size}; what it names is {size} bytes",
+                {"field": field, "size": descriptor.size, "stored": size},
+            )
+
+
+def held_blob_size(storage, name, digest):
+    """Return the size of a blob the repository holds, touching it; None if not."""
+    if not storage.touch_blob(name, digest):
+        return None
+    try:
+        return storage.blob_size(digest)
+    except BlobNotFound:
+        return None
+
+
+def held_manifest_size(storage, name, digest):
+    """Return the size of a manifest the repository holds, touching it; None if not."""
+    if not storage.touch_manifest(name, digest):
+        return None
+    try:
+        return len(storage.get_manifest(name, digest).body)
+    except ManifestNotFound:
+        return None
 
 
 # Storing and removing.
@@ -326,7 +352,7 @@ def remove_manifest(storage, name, digest):
 def stored_subject(body):
     """Return the subject Digest of stored manifest bytes, None if they name none."""
     try:
-        return subject_digest(load_document(body))
+        return stored_subject_digest(load_document(body))
     except ManifestInvalid:
         return None
 
