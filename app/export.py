@@ -33,6 +33,7 @@ from app.inventory import InventoryError, parse_image_reference, resolve
 from app.reference import compute_digest, parse_digest
 from app.storage import Manifest
 from app.storage.errors import StorageError
+from app.ui.inventory import declared_size, load_json
 from app.v2.manifests import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -115,9 +116,10 @@ class ExportPlan:
 
 def docker_plan(storage, reference, manifest):
     """Plan a ``docker load`` tarball of one image manifest."""
-    document = json.loads(manifest.body)
-    config = document.get("config") or {}
-    layers = document.get("layers") or []
+    document = load_json(manifest.body)
+    config = only_dicts([document.get("config")])
+    config = config[0] if config else {}
+    layers = only_dicts(document.get("layers"))
     if config.get("mediaType") not in IMAGE_CONFIG_TYPES:
         raise ImageExportError(
             f"{reference} is not a container image (its config is"
@@ -128,8 +130,7 @@ def docker_plan(storage, reference, manifest):
         "RepoTags": [f"{reference.name}:{reference.tag}"] if reference.tag else [],
         "Layers": [blob_path(layer.get("digest", "")) for layer in layers],
     }
-    blobs = [(config.get("digest", ""), config.get("size"))]
-    blobs += [(layer.get("digest", ""), layer.get("size")) for layer in layers]
+    blobs = [planned_blob(descriptor) for descriptor in [config, *layers]]
     documents = {"manifest.json": json.dumps([entry]).encode()}
     return ExportPlan(documents, unique(blobs), str(manifest.digest))
 
@@ -159,17 +160,19 @@ def add_manifest(storage, name, manifest, documents, blobs):
     tools look only for OCI types in a layout; its config and layers stay as
     they are.
     """
-    document = json.loads(manifest.body)
+    document = load_json(manifest.body)
     if manifest.media_type in INDEX_TYPES:
         children = []
-        for child in document.get("manifests") or []:
+        for child in only_dicts(document.get("manifests")):
             stored = child_manifest(storage, name, child)
             written = add_manifest(storage, name, stored, documents, blobs)
             children.append(replace_descriptor(child, written))
         document["manifests"] = children
     else:
-        for descriptor in [document.get("config") or {}, *document.get("layers", [])]:
-            blobs.append((descriptor.get("digest", ""), descriptor.get("size")))
+        parts = only_dicts(
+            [document.get("config"), *only_dicts(document.get("layers"))]
+        )
+        blobs.extend(planned_blob(descriptor) for descriptor in parts)
     if manifest.media_type in OCI_TYPES_OF_DOCKER_TYPES or manifest_changed(
         manifest, document
     ):
@@ -180,7 +183,7 @@ def add_manifest(storage, name, manifest, documents, blobs):
 
 def manifest_changed(manifest, document):
     """Tell whether an index's children were rewritten, changing the index."""
-    return manifest.media_type in INDEX_TYPES and document != json.loads(manifest.body)
+    return manifest.media_type in INDEX_TYPES and document != load_json(manifest.body)
 
 
 def to_oci_manifest(document, media_type):
@@ -193,8 +196,25 @@ def to_oci_manifest(document, media_type):
     return Manifest(body, document["mediaType"], compute_digest(body))
 
 
+def only_dicts(items):
+    """Return the objects of a list from a stored manifest; [] for no list."""
+    return (
+        [item for item in items if isinstance(item, dict)]
+        if isinstance(items, list)
+        else []
+    )
+
+
+def planned_blob(descriptor):
+    """Return a descriptor's (digest, size); a size that is no byte count is 0."""
+    digest = descriptor.get("digest")
+    return (digest if isinstance(digest, str) else "", declared_size(descriptor) or 0)
+
+
 def oci_type(media_type):
     """Return the OCI media type for one of Docker's, or the type itself."""
+    if not isinstance(media_type, str):
+        return media_type
     return OCI_TYPES_OF_DOCKER_TYPES.get(media_type, media_type)
 
 
@@ -210,7 +230,7 @@ def replace_descriptor(descriptor, manifest):
 def child_manifest(storage, name, descriptor):
     """Return a child manifest an index lists, or say which one is missing."""
     try:
-        return storage.get_manifest(name, parse_digest(descriptor.get("digest", "")))
+        return storage.get_manifest(name, parse_digest(planned_blob(descriptor)[0]))
     except (StorageError, RegistryError) as error:
         digest = descriptor.get("digest")
         raise ImageExportError(
@@ -223,11 +243,11 @@ def select_platform(storage, name, manifest, platform_name):
     if manifest.media_type not in INDEX_TYPES:
         return manifest
     wanted = platform_name or host_platform()
-    entries = json.loads(manifest.body).get("manifests") or []
+    entries = only_dicts(load_json(manifest.body).get("manifests"))
     for entry in entries:
-        if platform_text(entry.get("platform") or {}) == wanted:
+        if platform_text(entry.get("platform")) == wanted:
             return child_manifest(storage, name, entry)
-    offered = ", ".join(platform_text(e.get("platform") or {}) for e in entries)
+    offered = ", ".join(platform_text(e.get("platform")) for e in entries)
     raise ImageExportError(
         f"the index has no image for {wanted} (it has: {offered}); use --platform"
     )
@@ -235,10 +255,11 @@ def select_platform(storage, name, manifest, platform_name):
 
 def platform_text(platform_fields):
     """Return ``os/architecture[/variant]`` of an OCI platform object."""
-    parts = [platform_fields.get("os", "?"), platform_fields.get("architecture", "?")]
-    if platform_fields.get("variant"):
-        parts.append(platform_fields["variant"])
-    return "/".join(parts)
+    if not isinstance(platform_fields, dict):
+        platform_fields = {}
+    parts = [platform_fields.get(key) for key in ("os", "architecture", "variant")]
+    parts = [part if isinstance(part, str) else "?" for part in parts]
+    return "/".join(parts if platform_fields.get("variant") else parts[:2])
 
 
 def host_platform():

@@ -8,14 +8,24 @@ Repository sizes and usage are measured by the same functions as the web UI's
 pages, so both always agree.
 """
 
-import json
 from dataclasses import asdict, dataclass
 
+from app.documents import DocumentError, parse_document
 from app.errors import RegistryError
 from app.events import record_event
 from app.reference import Digest, parse_digest, validate_name, validate_tag
 from app.storage.errors import StorageError
-from app.ui.inventory import human_size, repository_blobs, short_digest, total_size
+from app.ui.image_config import summarize_image_config, text_or_none
+from app.ui.inventory import (
+    config_descriptor,
+    declared_size,
+    descriptors,
+    human_size,
+    load_json,
+    repository_blobs,
+    short_digest,
+    total_size,
+)
 from app.ui.usage import measure_usage
 from app.v2.manifests import INDEX_TYPES, remove_manifest
 
@@ -97,20 +107,23 @@ def resolve(storage, reference):
 
 
 def manifest_blobs(storage, name, manifest):
-    """Return {digest: size} of a manifest and everything it references."""
-    document = json.loads(manifest.body)
+    """Return {digest: size} of a manifest and everything it references.
+
+    Sizes are those of the stored blobs, as the web UI counts them, whatever
+    the manifest declares; a blob the store lacks counts 0.
+    """
+    document = load_json(manifest.body)
     blobs = {str(manifest.digest): len(manifest.body)}
     if manifest.media_type in INDEX_TYPES:
-        for child in document.get("manifests", []):
+        for child in descriptors(document, "manifests"):
             try:
-                stored = storage.get_manifest(name, parse_digest(child["digest"]))
-            except (StorageError, RegistryError):
+                stored = storage.get_manifest(name, child["digest"])
+            except StorageError:
                 continue  # an index may list platforms it was pushed without
             blobs.update(manifest_blobs(storage, name, stored))
         return blobs
-    for descriptor in [document.get("config", {}), *document.get("layers", [])]:
-        if "digest" in descriptor:
-            blobs[descriptor["digest"]] = descriptor.get("size", 0)
+    for descriptor in config_descriptor(document) + descriptors(document, "layers"):
+        blobs[str(descriptor["digest"])] = total_size(storage, [descriptor["digest"]])
     return blobs
 
 
@@ -153,7 +166,7 @@ def inspect_image(storage, text):
     """Return what ``NAME:TAG`` or ``NAME@DIGEST`` is: manifest, config, layers."""
     reference = parse_image_reference(text)
     manifest = resolve(storage, reference)
-    document = json.loads(manifest.body)
+    document = load_json(manifest.body)
     blobs = manifest_blobs(storage, reference.name, manifest)
     details = {
         "name": reference.name,
@@ -164,39 +177,50 @@ def inspect_image(storage, text):
     }
     if manifest.media_type in INDEX_TYPES:
         details["manifests"] = [
-            {key: entry.get(key) for key in ("digest", "mediaType", "size", "platform")}
-            for entry in document.get("manifests", [])
+            {
+                **described(entry),
+                "platform": entry.get("platform")
+                if isinstance(entry.get("platform"), dict)
+                else None,
+            }
+            for entry in descriptors(document, "manifests")
         ]
     else:
-        details["config"] = image_config(storage, document.get("config", {}))
+        details["config"] = image_config(storage, document)
         details["layers"] = [
-            {key: layer.get(key) for key in ("digest", "mediaType", "size")}
-            for layer in document.get("layers", [])
+            described(layer) for layer in descriptors(document, "layers")
         ]
     return details
 
 
-def image_config(storage, descriptor):
+def described(descriptor):
+    """Return a descriptor's digest, media type and size; None for a bad one."""
+    return {
+        "digest": str(descriptor["digest"]),
+        "mediaType": text_or_none(descriptor.get("mediaType")),
+        "size": declared_size(descriptor),
+    }
+
+
+def image_config(storage, document):
     """Return the parts of an image config a person looks for, if it is one."""
-    summary = {key: descriptor.get(key) for key in ("digest", "mediaType")}
+    config = config_descriptor(document)
+    if not config:
+        return {"digest": None, "mediaType": None}
+    summary = {
+        key: value
+        for key, value in described(config[0]).items()
+        if key in ("digest", "mediaType")
+    }
     try:
-        config = json.loads(storage.read_blob(parse_digest(descriptor["digest"])))
-    except (KeyError, ValueError, StorageError, RegistryError):
+        parsed = parse_document(storage.read_blob(config[0]["digest"]))
+    except (StorageError, DocumentError):
         return summary
-    if not isinstance(config, dict):
+    if not isinstance(parsed, dict):
         return summary
-    settings = config.get("config") or {}
-    summary.update(
-        {
-            "created": config.get("created"),
-            "architecture": config.get("architecture"),
-            "os": config.get("os"),
-            "entrypoint": settings.get("Entrypoint"),
-            "cmd": settings.get("Cmd"),
-            "env": settings.get("Env"),
-            "labels": settings.get("Labels"),
-        }
-    )
+    fields = ("created", "architecture", "os", "entrypoint", "cmd", "env", "labels")
+    full = summarize_image_config(parsed)
+    summary.update({field: full[field] for field in fields})
     return summary
 
 

@@ -4,13 +4,14 @@ Everything here reads storage through its contract and returns plain dicts and
 lists, ready for a template or for JSON; nothing here knows about requests.
 """
 
-import json
 import re
 from datetime import datetime, timezone
 
+from app.documents import DocumentError, parse_document
 from app.errors import DigestInvalid
 from app.reference import parse_digest
 from app.storage.errors import BlobNotFound, ManifestNotFound
+from app.ui.image_config import summarize_image_config, text_or_none
 from app.v2.manifests import INDEX_TYPES
 
 # Units of human_size, each 1024 times the one before.
@@ -65,8 +66,8 @@ def format_time(timestamp):
 def load_json(data):
     """Return the JSON object in ``data``, or an empty dict if it holds none."""
     try:
-        document = json.loads(data)
-    except ValueError:
+        document = parse_document(data)
+    except DocumentError:
         return {}
     return document if isinstance(document, dict) else {}
 
@@ -162,7 +163,9 @@ def platform_name(platform):
     if not isinstance(platform, dict):
         return "unknown"
     parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
-    return "/".join(str(part) for part in parts if part) or "unknown"
+    return "/".join(part for part in parts if isinstance(part, str) and part) or (
+        "unknown"
+    )
 
 
 def describe_tag(storage, name, tag):
@@ -177,7 +180,7 @@ def describe_tag(storage, name, tag):
         "short_digest": short_digest(digest),
         "media_type": manifest.media_type,
         "size": total_size(storage, referenced_digests(storage, name, digest)),
-        "created": config.get("created"),
+        "created": text_or_none(config.get("created")),
         "platforms": [
             platform_name(item.get("platform"))
             for item in descriptors(document, "manifests")
@@ -198,26 +201,19 @@ def describe_tags(storage, name):
 
 
 def summarize_config(config):
-    """Return the parts of an image config a person looks for."""
-    settings = config.get("config") if isinstance(config.get("config"), dict) else {}
-    history = config.get("history") if isinstance(config.get("history"), list) else []
+    """Return the parts of an image config a person looks for, each of one type."""
+    summary = summarize_image_config(config)
+    fields = ("created", "entrypoint", "cmd", "env", "labels", "history")
     return {
-        "created": config.get("created"),
-        "platform": platform_name(config) if config else None,
-        "entrypoint": settings.get("Entrypoint"),
-        "cmd": settings.get("Cmd"),
-        "env": settings.get("Env") or [],
-        "labels": settings.get("Labels") or {},
-        "history": [
-            {
-                "created": step.get("created"),
-                "created_by": step.get("created_by"),
-                "empty_layer": bool(step.get("empty_layer")),
-            }
-            for step in history
-            if isinstance(step, dict)
-        ],
+        **{field: summary[field] for field in fields},
+        "platform": platform_name(summary) if config else None,
     }
+
+
+def declared_size(descriptor):
+    """Return the size a descriptor declares, or None if it is no byte count."""
+    size = descriptor.get("size")
+    return size if type(size) is int and size >= 0 else None
 
 
 def describe_layers(storage, document):
@@ -226,8 +222,8 @@ def describe_layers(storage, document):
         {
             "digest": str(layer["digest"]),
             "short_digest": short_digest(layer["digest"]),
-            "media_type": layer.get("mediaType"),
-            "size": layer.get("size"),
+            "media_type": text_or_none(layer.get("mediaType")),
+            "size": declared_size(layer),
         }
         for layer in descriptors(document, "layers")
     ]
@@ -239,8 +235,8 @@ def describe_children(document):
         {
             "digest": str(item["digest"]),
             "short_digest": short_digest(item["digest"]),
-            "media_type": item.get("mediaType"),
-            "size": item.get("size"),
+            "media_type": text_or_none(item.get("mediaType")),
+            "size": declared_size(item),
             "platform": platform_name(item.get("platform")),
         }
         for item in descriptors(document, "manifests")
@@ -256,7 +252,7 @@ def group_referrers(storage, name, digest):
             {
                 "digest": descriptor.get("digest"),
                 "short_digest": short_digest(descriptor.get("digest", "")),
-                "size": descriptor.get("size"),
+                "size": declared_size(descriptor),
                 "annotations": descriptor.get("annotations") or {},
             }
         )
@@ -274,7 +270,7 @@ def describe_manifest(storage, name, digest):
         "digest": str(digest),
         "short_digest": short_digest(digest),
         "media_type": manifest.media_type,
-        "artifact_type": document.get("artifactType"),
+        "artifact_type": text_or_none(document.get("artifactType")),
         "tags": storage.find_tags(name, digest),
         "size": total_size(storage, referenced_digests(storage, name, digest)),
         "is_index": is_index,
