@@ -58,6 +58,11 @@ DEFAULTS = {
     "REGISTRY_LOG_FORMAT": "text",
 }
 
+
+class ConfigurationError(ValueError):
+    """A setting whose value the registry cannot use; the message names it."""
+
+
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -87,7 +92,7 @@ def convert(text, default, key):
     if isinstance(default, bool):
         word = text.strip().lower()
         if word not in TRUE_WORDS | FALSE_WORDS:
-            raise ValueError(f"{key} must be true or false, not {text!r}")
+            raise ConfigurationError(f"{key} must be true or false, not {text!r}")
         return word in TRUE_WORDS
     if isinstance(default, list):
         return [item.strip() for item in text.split(",") if item.strip()]
@@ -95,7 +100,8 @@ def convert(text, default, key):
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"{key} must be a whole number, not {text!r}") from None
+            message = f"{key} must be a whole number, not {text!r}"
+            raise ConfigurationError(message) from None
     return text
 
 

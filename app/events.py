@@ -14,6 +14,8 @@ import time
 
 from flask import g, has_request_context
 
+from app.config import ConfigurationError
+
 logger = logging.getLogger(__name__)
 
 PACKAGE_LOGGER = "app"
@@ -31,11 +33,12 @@ def configure_logging(config):
     """Give the ``app`` loggers the configured level and one handler on stderr."""
     level = config["REGISTRY_LOG_LEVEL"].upper()
     if not isinstance(logging.getLevelName(level), int):
-        raise ValueError(f"REGISTRY_LOG_LEVEL must be a logging level, not {level!r}")
+        message = f"REGISTRY_LOG_LEVEL must be a logging level, not {level!r}"
+        raise ConfigurationError(message)
     log_format = config["REGISTRY_LOG_FORMAT"].lower()
     if log_format not in LOG_FORMATS:
         message = f"REGISTRY_LOG_FORMAT must be text or json, not {log_format!r}"
-        raise ValueError(message)
+        raise ConfigurationError(message)
 
     package = logging.getLogger(PACKAGE_LOGGER)
     package.setLevel(level)

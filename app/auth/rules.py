@@ -16,9 +16,11 @@ REGISTRY_ANONYMOUS_PUSH: anyone pulls, signed-in users push and delete.
 """
 
 import fnmatch
-import json
 import re
 from dataclasses import dataclass
+
+from app.config import ConfigurationError
+from app.documents import DocumentError, parse_document
 
 ACTIONS = ("pull", "push", "delete")
 EVERYONE = ("anyone", "anonymous")
@@ -27,7 +29,7 @@ PRINCIPAL_PREFIXES = ("user:", "group:")
 USER_PLACEHOLDER = "{user}"
 
 
-class RulesError(ValueError):
+class RulesError(ConfigurationError):
     """A rule in the configuration that does not read."""
 
 
@@ -107,8 +109,8 @@ def load_rules(config):
     configured = config.get("REGISTRY_ACCESS_RULES") or []
     if isinstance(configured, str):
         try:
-            configured = json.loads(configured)
-        except ValueError as error:
+            configured = parse_document(configured)
+        except DocumentError as error:
             raise RulesError(f"REGISTRY_ACCESS_RULES is not JSON: {error}") from None
     if not isinstance(configured, list):
         raise RulesError("REGISTRY_ACCESS_RULES must be a list of rules")
