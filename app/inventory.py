@@ -177,12 +177,7 @@ def inspect_image(storage, text):
     }
     if manifest.media_type in INDEX_TYPES:
         details["manifests"] = [
-            {
-                **described(entry),
-                "platform": entry.get("platform")
-                if isinstance(entry.get("platform"), dict)
-                else None,
-            }
+            {**described(entry), "platform": platform_of(entry)}
             for entry in descriptors(document, "manifests")
         ]
     else:
@@ -202,15 +197,20 @@ def described(descriptor):
     }
 
 
+def platform_of(entry):
+    """Return an index entry's platform object, or None if it has none."""
+    platform = entry.get("platform")
+    return platform if isinstance(platform, dict) else None
+
+
 def image_config(storage, document):
     """Return the parts of an image config a person looks for, if it is one."""
     config = config_descriptor(document)
     if not config:
         return {"digest": None, "mediaType": None}
     summary = {
-        key: value
-        for key, value in described(config[0]).items()
-        if key in ("digest", "mediaType")
+        "digest": str(config[0]["digest"]),
+        "mediaType": text_or_none(config[0].get("mediaType")),
     }
     try:
         parsed = parse_document(storage.read_blob(config[0]["digest"]))

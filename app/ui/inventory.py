@@ -162,10 +162,9 @@ def platform_name(platform):
     """Return ``os/architecture[/variant]`` for an index entry's platform."""
     if not isinstance(platform, dict):
         return "unknown"
-    parts = [platform.get("os"), platform.get("architecture"), platform.get("variant")]
-    return "/".join(part for part in parts if isinstance(part, str) and part) or (
-        "unknown"
-    )
+    parts = [platform.get(key) for key in ("os", "architecture", "variant")]
+    named = [part for part in parts if isinstance(part, str) and part]
+    return "/".join(named) or "unknown"
 
 
 def describe_tag(storage, name, tag):

@@ -199,7 +199,7 @@ def parse_manifest(body, content_type):
         media_type,
         blobs,
         manifests,
-        subject_descriptor(document),
+        subject_digest(document),
         referrer_artifact_type(document, media_type, descriptors),
         check_annotations(document.get("annotations"), "annotations"),
         descriptors,
@@ -240,7 +240,7 @@ def digests_of(descriptors):
     return tuple(descriptor.digest for descriptor in descriptors)
 
 
-def subject_descriptor(document):
+def subject_digest(document):
     """Return the Digest of the manifest's subject, checked, or None without one."""
     if document.get("subject") is None:
         return None
@@ -274,7 +274,8 @@ def check_references(storage, name, content):
     Touching what is referenced, rather than only looking, keeps it from a
     garbage collection that runs while the manifest is stored.
     """
-    held_size = held_manifest_size if content.manifests else held_blob_size
+    is_index = content.media_type in INDEX_TYPES
+    held_size = held_manifest_size if is_index else held_blob_size
     for descriptor in content.descriptors:
         size = held_size(storage, name, descriptor.digest)
         if size is None:
