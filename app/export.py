@@ -33,6 +33,7 @@ from app.inventory import InventoryError, parse_image_reference, resolve
 from app.reference import compute_digest, parse_digest
 from app.storage import Manifest
 from app.storage.errors import StorageError
+from app.ui.image_config import text_or_none
 from app.ui.inventory import declared_size, load_json
 from app.v2.manifests import (
     DOCKER_MANIFEST,
@@ -120,17 +121,17 @@ def docker_plan(storage, reference, manifest):
     config = only_dicts([document.get("config")])
     config = config[0] if config else {}
     layers = only_dicts(document.get("layers"))
-    if config.get("mediaType") not in IMAGE_CONFIG_TYPES:
+    if text_or_none(config.get("mediaType")) not in IMAGE_CONFIG_TYPES:
         raise ImageExportError(
             f"{reference} is not a container image (its config is"
             f" {config.get('mediaType')}); export it with --format oci"
         )
-    entry = {
-        "Config": blob_path(config.get("digest", "")),
-        "RepoTags": [f"{reference.name}:{reference.tag}"] if reference.tag else [],
-        "Layers": [blob_path(layer.get("digest", "")) for layer in layers],
-    }
     blobs = [planned_blob(descriptor) for descriptor in [config, *layers]]
+    entry = {
+        "Config": blob_path(blobs[0][0]),
+        "RepoTags": [f"{reference.name}:{reference.tag}"] if reference.tag else [],
+        "Layers": [blob_path(digest) for digest, _size in blobs[1:]],
+    }
     documents = {"manifest.json": json.dumps([entry]).encode()}
     return ExportPlan(documents, unique(blobs), str(manifest.digest))
 
@@ -189,8 +190,9 @@ def manifest_changed(manifest, document):
 def to_oci_manifest(document, media_type):
     """Return a Manifest of the document with Docker's media types made OCI's."""
     document["mediaType"] = oci_type(media_type)
-    for descriptor in [document.get("config"), *(document.get("layers") or [])]:
-        if isinstance(descriptor, dict) and "mediaType" in descriptor:
+    layers = only_dicts(document.get("layers"))
+    for descriptor in only_dicts([document.get("config"), *layers]):
+        if "mediaType" in descriptor:
             descriptor["mediaType"] = oci_type(descriptor["mediaType"])
     body = json.dumps(document, indent=3).encode()
     return Manifest(body, document["mediaType"], compute_digest(body))

@@ -228,3 +228,36 @@ def test_the_manifest_page_shows_bad_sizes_as_unknown(
     assert response.status_code == 200
     if suffix:
         assert [layer["size"] for layer in response.json["layers"]] == [None, None]
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("config", {"mediaType": {}, "digest": [None], "size": 1}),
+        ("config", {"mediaType": DOCKER_CONFIG, "digest": 7}),
+        ("layers", 5),
+        ("layers", [{"digest": True, "mediaType": ["x"]}]),
+    ],
+)
+@pytest.mark.parametrize("image_format", ["docker", "oci"])
+def test_export_of_a_malformed_stored_manifest_answers_in_one_line(
+    runner, storage, tmp_path, field, value, image_format
+):
+    config = b'{"os": "linux"}'
+    storage.link_blob(NAME, storage.write_blob([config]))
+    document = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": descriptor(DOCKER_CONFIG, config),
+        "layers": [],
+        field: value,
+    }
+    digest = storage.put_manifest(NAME, json.dumps(document).encode(), DOCKER_MANIFEST)
+    storage.tag_manifest(NAME, "odd", digest)
+    target = str(tmp_path / "out.tar")
+
+    args = ["export", f"{NAME}:odd", target, "--format", image_format]
+    result = runner.invoke(args=["registry", *args])
+
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1, result.output
