@@ -11,11 +11,12 @@ PROJECT = Path(__file__).resolve().parents[1]
 # gunicorn stops with this code when a worker cannot boot.
 WORKER_BOOT_ERROR = 3
 BAD_SETTINGS = [
-    ("REGISTRY_ANONYMOUS_PULL", "maybe"),
-    ("REGISTRY_PAGE_SIZE", "many"),
-    ("REGISTRY_ACCESS_RULES", '[{"x": 1}]'),
-    ("REGISTRY_ACCESS_RULES", "[" * 5000),
-    ("REGISTRY_LOG_LEVEL", "LOUD"),
+    ("REGISTRY_ANONYMOUS_PULL", "maybe", "REGISTRY_ANONYMOUS_PULL"),
+    ("REGISTRY_PAGE_SIZE", "many", "REGISTRY_PAGE_SIZE"),
+    ("REGISTRY_ACCESS_RULES", '[{"x": 1}]', "REGISTRY_ACCESS_RULES"),
+    ("REGISTRY_ACCESS_RULES", "[" * 5000, "REGISTRY_ACCESS_RULES"),
+    ("REGISTRY_LOG_LEVEL", "LOUD", "REGISTRY_LOG_LEVEL"),
+    ("REGISTRY_BCRYPT_ROUNDS", "99", "bcrypt rounds"),
 ]
 
 
@@ -37,14 +38,27 @@ def run_with(tmp_path, setting, value, *command):
     )
 
 
-@pytest.mark.parametrize("setting, value", BAD_SETTINGS)
-def test_the_command_line_names_a_bad_setting_in_one_line(tmp_path, setting, value):
+@pytest.mark.parametrize("setting, value, named", BAD_SETTINGS)
+def test_the_command_line_names_a_bad_setting_in_one_line(
+    tmp_path, setting, value, named
+):
     flask = [sys.executable, "-m", "flask", "--app", "wsgi", "registry", "ls"]
 
     result = run_with(tmp_path, setting, value, *flask)
 
     assert result.returncode != 0
-    assert result.stderr.count("\n") == 1 and setting in result.stderr
+    assert result.stderr.count("\n") == 1 and named in result.stderr
+
+
+def test_a_storage_root_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    root = str(tmp_path / "file" / "storage")
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi", "registry", "ls"]
+
+    result = run_with(tmp_path, "REGISTRY_STORAGE_ROOT", root, *flask)
+
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and root in result.stderr
 
 
 def test_gunicorn_stops_on_a_bad_setting_without_a_traceback(tmp_path):
