@@ -10,7 +10,12 @@ from tests.conftest import seed_image, sha256
 from tests.test_ui import form_token_of
 
 RULES = [
-    {"repository": "{user}/*", "pull": ["users"], "push": ["users"]},
+    {
+        "repository": "{user}/*",
+        "pull": ["users"],
+        "push": ["owner"],
+        "delete": ["owner"],
+    },
     {"repository": "secret/*", "pull": ["group:ops"], "push": ["group:ops"]},
     {"repository": "team/*", "pull": ["anyone"], "push": ["group:dev"]},
     {"repository": "alice/*", "pull": ["anyone"], "delete": ["user:alice"]},
@@ -51,9 +56,14 @@ def actions(client, user, repository):
         (None, "secret/db", []),
         ("alice", "secret/db", []),
         ("carol", "secret/db", ["pull", "push"]),
-        ("alice", "alice/tools", ["pull", "push"]),
+        ("alice", "alice/tools", ["pull", "delete"]),
         ("bob", "alice/tools", ["pull"]),
-        ("bob", "bob/deep/tools", ["pull", "push"]),
+        ("bob", "bob/deep/tools", ["pull", "push", "delete"]),
+        ("carol", "carol/app", ["pull", "push", "delete"]),
+        ("bob", "carol/app", ["pull"]),
+        (None, "carol/app", []),
+        ("bob", "dave/app", ["pull"]),
+        (None, "dave/app", []),
         (None, "elsewhere", ["pull"]),
         ("bob", "elsewhere", ["pull", "push", "delete"]),
     ],
@@ -93,6 +103,9 @@ def test_rules_read_from_a_json_string(tmp_path):
         [{"repository": "*", "pull": ["everybody"]}],
         [{"repository": "*", "pull": ["user:"]}],
         [{"repository": "*", "pull": [3]}],
+        [{"repository": "team/*", "push": ["owner"]}],
+        [{"repository": "home/{user}/*", "push": ["users"]}],
+        [{"repository": "{user}-*/*", "push": ["users"]}],
     ],
 )
 def test_rules_that_do_not_read_stop_the_start_with_a_reason(tmp_path, rules):
@@ -145,7 +158,7 @@ def test_catalog_lists_only_what_the_caller_may_pull(app, client):
     storage = app.extensions["registry_storage"]
     for name in ("secret/db", "team/app", "bob/tools"):
         seed_image(storage, name, "v1")
-    assert catalog(client, None) == ["bob/tools", "team/app"]
+    assert catalog(client, None) == ["team/app"]
     assert catalog(client, "carol") == ["bob/tools", "secret/db", "team/app"]
 
 

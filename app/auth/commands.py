@@ -43,6 +43,10 @@ def add_user(name, password_stdin):
     """Create the user NAME with a password."""
     if get_accounts().find(name) is not None:
         raise click.ClickException(f"user {name} exists; use `user passwd` instead")
+    if current_app.extensions["registry_rules"].claims_namespace(name):
+        raise click.ClickException(
+            f"{name}/ is a namespace an access rule names; pick another user name"
+        )
 
     store_password(name, read_password(password_stdin))
 

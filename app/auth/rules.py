@@ -5,10 +5,14 @@ A rule maps a repository name pattern to the callers allowed each action::
     {"repository": "team/*", "pull": ["users"], "push": ["group:dev"],
      "delete": ["user:alice"]}
 
-Patterns are shell globs (``*`` also crosses ``/``); ``{user}`` in a pattern
-stands for the signed-in caller's name, so ``{user}/*`` is everyone's personal
-namespace. Callers are ``anyone`` (with or without credentials; ``anonymous``
-means the same), ``users`` (any signed-in user), ``user:NAME`` and
+Patterns are shell globs (``*`` also crosses ``/``). ``{user}``, allowed only
+as a pattern's whole first path component, stands for any first component
+that no other rule names literally: ``{user}/*`` covers every personal
+namespace (``alice/app``, ``bob/tools``, also those of users not yet created)
+but never ``secret/db`` while a rule such as ``secret/*`` exists, wherever that
+rule stands. Callers are ``anyone`` (with or without credentials; ``anonymous``
+means the same), ``users`` (any signed-in user), ``owner`` (the signed-in user
+whose name fills ``{user}``; only in rules with ``{user}``), ``user:NAME`` and
 ``group:NAME``. The first rule whose pattern matches decides; an action a rule
 does not name is allowed to no one. After the configured rules comes the
 default rule for every repository, shaped by REGISTRY_ANONYMOUS_PULL and
@@ -25,8 +29,10 @@ from app.documents import DocumentError, parse_document
 ACTIONS = ("pull", "push", "delete")
 EVERYONE = ("anyone", "anonymous")
 SIGNED_IN = "users"
+OWNER = "owner"
 PRINCIPAL_PREFIXES = ("user:", "group:")
 USER_PLACEHOLDER = "{user}"
+GLOB_CHARACTERS = frozenset("*?[")
 
 
 class RulesError(ConfigurationError):
@@ -48,30 +54,48 @@ class Rule:
     pattern: str
     allowed: dict
 
-    def matches(self, caller, repository):
-        """Tell whether this rule applies to ``caller`` asking for ``repository``."""
-        pattern = self.pattern
-        if USER_PLACEHOLDER in pattern:
-            if not caller.name:
-                return False
-            pattern = pattern.replace(USER_PLACEHOLDER, glob_escape(caller.name))
-        return fnmatch.fnmatchcase(repository, pattern)
+    @property
+    def personal(self):
+        """Tell whether the pattern's first component is ``{user}``."""
+        return self.pattern.split("/", 1)[0] == USER_PLACEHOLDER
 
-    def actions_for(self, caller):
-        """Return the actions this rule allows ``caller``."""
+    def namespace(self):
+        """Return the literal first component of a pattern without ``{user}``."""
+        first = self.pattern.split("/", 1)[0]
+        if self.personal or "/" not in self.pattern or GLOB_CHARACTERS & set(first):
+            return None
+        return first
+
+    def owner_of(self, repository, reserved=frozenset()):
+        """Return the name filling ``{user}`` if this rule covers ``repository``.
+
+        None when it does not; "" for a matching rule without ``{user}``.
+        """
+        if not self.personal:
+            return "" if fnmatch.fnmatchcase(repository, self.pattern) else None
+        owner = repository.split("/", 1)[0]
+        if owner in reserved:
+            return None
+        pattern = self.pattern.replace(USER_PLACEHOLDER, glob_escape(owner), 1)
+        return owner if fnmatch.fnmatchcase(repository, pattern) else None
+
+    def actions_for(self, caller, owner=""):
+        """Return the actions this rule allows ``caller`` in ``owner``'s namespace."""
         return {
             action
             for action, principals in self.allowed.items()
-            if any(names_caller(principal, caller) for principal in principals)
+            if any(names_caller(principal, caller, owner) for principal in principals)
         }
 
 
-def names_caller(principal, caller):
+def names_caller(principal, caller, owner=""):
     """Tell whether one entry of a rule's list names ``caller``."""
     if principal in EVERYONE:
         return True
     if principal == SIGNED_IN:
         return bool(caller.name)
+    if principal == OWNER:
+        return bool(caller.name) and caller.name == owner
     kind, _, name = principal.partition(":")
     if kind == "user":
         return bool(caller.name) and caller.name == name
@@ -88,13 +112,21 @@ class AccessRules:
 
     def __init__(self, rules):
         self.rules = rules
+        self.namespaces = frozenset(
+            rule.namespace() for rule in rules if rule.namespace() is not None
+        )
 
     def allowed_actions(self, caller, repository):
         """Return the set of actions ``caller`` may take on ``repository``."""
         for rule in self.rules:
-            if rule.matches(caller, repository):
-                return rule.actions_for(caller)
+            owner = rule.owner_of(repository, self.namespaces)
+            if owner is not None:
+                return rule.actions_for(caller, owner)
         return set()
+
+    def claims_namespace(self, name):
+        """Tell whether a rule names ``name`` as a namespace of its own."""
+        return name in self.namespaces
 
     def everyone_pulls_everything(self):
         """Tell whether every rule lets anyone pull: nothing is hidden from anyone."""
@@ -141,17 +173,31 @@ def parse_rule(entry, index):
         for principal in principals:
             check_principal(principal, f"{where}.{action}")
         allowed[action] = tuple(principals)
+    check_pattern(entry["repository"], allowed, where)
     return Rule(entry["repository"], allowed)
+
+
+def check_pattern(pattern, allowed, where):
+    """Raise RulesError for ``{user}`` anywhere but the whole first component."""
+    personal = pattern.split("/", 1)[0] == USER_PLACEHOLDER
+    if pattern.count(USER_PLACEHOLDER) > int(personal):
+        raise RulesError(
+            f"{where}: {USER_PLACEHOLDER} may only be the first path component"
+        )
+    uses_owner = any(OWNER in principals for principals in allowed.values())
+    if uses_owner and not personal:
+        raise RulesError(f"{where}: owner needs {USER_PLACEHOLDER}/ in the pattern")
 
 
 def check_principal(principal, where):
     """Raise RulesError unless ``principal`` names callers in a known way."""
     if not isinstance(principal, str):
         raise RulesError(f"{where}: {principal!r} is not a string")
-    if principal in EVERYONE or principal == SIGNED_IN:
+    if principal in EVERYONE or principal in (SIGNED_IN, OWNER):
         return
     kind, _, name = principal.partition(":")
     if f"{kind}:" not in PRINCIPAL_PREFIXES or not name:
         raise RulesError(
-            f"{where}: {principal!r} is not anyone, users, user:NAME or group:NAME"
+            f"{where}: {principal!r} is not anyone, users, owner, user:NAME"
+            " or group:NAME"
         )
