@@ -53,6 +53,11 @@ DEFAULTS = {
     # Origins whose browser pages may call the API (CORS), comma-separated in the
     # environment; "*" for any. Empty: no CORS headers at all.
     "REGISTRY_CORS_ORIGINS": [],
+    # Seconds a web UI sign-in lasts, and the folder of per-account sign-out
+    # marks every worker checks sessions against; None means "ui-sessions" in
+    # the instance folder.
+    "REGISTRY_UI_SESSION_EXPIRY": 8 * 3600,
+    "REGISTRY_UI_SESSIONS_DIR": None,
     # What the registry's own log lines let through, and how they are written.
     "REGISTRY_LOG_LEVEL": "INFO",
     "REGISTRY_LOG_FORMAT": "text",
@@ -118,6 +123,7 @@ def fill_instance_paths(app):
         ("REGISTRY_HTPASSWD_FILE", "htpasswd"),
         ("REGISTRY_GROUPS_FILE", "groups"),
         ("REGISTRY_LOGIN_FAILURES_FILE", "login-failures.sqlite"),
+        ("REGISTRY_UI_SESSIONS_DIR", "ui-sessions"),
     ):
         if not app.config[key]:
             app.config[key] = os.path.join(app.instance_path, file_name)

@@ -30,6 +30,7 @@ def make_app(tmp_path, **settings):
             "REGISTRY_HTPASSWD_FILE": str(tmp_path / "htpasswd"),
             "REGISTRY_GROUPS_FILE": str(tmp_path / "groups"),
             "REGISTRY_LOGIN_FAILURES_FILE": str(tmp_path / "login-failures.sqlite"),
+            "REGISTRY_UI_SESSIONS_DIR": str(tmp_path / "ui-sessions"),
             **settings,
         }
     )

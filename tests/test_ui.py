@@ -8,6 +8,7 @@ import pytest
 
 from app.reference import compute_digest
 from app.ui import access
+from tests.accounts_kit import TEST_ROUNDS
 from tests.conftest import (
     DOCKER_MANIFEST,
     ClosingClient,
@@ -40,18 +41,18 @@ IMAGE_CONFIG = {
 
 
 @pytest.fixture
-def accounts(monkeypatch):
-    """Let ACCOUNTS sign in; let DELETERS delete and everyone signed in pull."""
-
-    def check_password(username, password):
-        return ACCOUNTS.get(username) == password
+def accounts(app, monkeypatch):
+    """Create the ACCOUNTS; let DELETERS delete and everyone signed in pull."""
+    registry_accounts = app.extensions["registry_accounts"]
+    registry_accounts.rounds = TEST_ROUNDS
+    for username, password in ACCOUNTS.items():
+        registry_accounts.set_password(username, password)
 
     def may(account, name, action):
         if account is None:
             return action == "pull"
         return action == "pull" or (action == "delete" and account in DELETERS)
 
-    monkeypatch.setattr(access, "check_password", check_password)
     monkeypatch.setattr(access, "may", may)
 
 

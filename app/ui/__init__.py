@@ -6,6 +6,7 @@ import hmac
 from flask import redirect, url_for
 
 from app.auth.tokens import load_signing_key
+from app.ui.sessions import SignOutMarks
 from app.ui.views import blueprint
 
 # Tells the session key apart from the token key it is derived from.
@@ -18,6 +19,9 @@ def init_app(app):
     app.add_url_rule("/", "landing", show_landing)
     if not app.secret_key:
         app.secret_key = derive_session_key(app.config["REGISTRY_SIGNING_KEY_FILE"])
+    app.extensions["registry_ui_sign_outs"] = SignOutMarks(
+        app.config["REGISTRY_UI_SESSIONS_DIR"]
+    )
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
 

@@ -6,11 +6,16 @@ may delete in it. Hooking the UI onto other account or rule functions means
 changing the bodies of ``check_password`` and ``may`` below, nothing else.
 """
 
-from flask import session
+import time
 
-from app.auth import allowed_actions, check_credentials
+from flask import current_app, g, session
+
+from app.auth import allowed_actions, check_credentials, get_accounts
 
 ACCOUNT_KEY = "account"
+FINGERPRINT_KEY = "password"
+SIGNED_IN_KEY = "signed_in_at"
+MARK_KEY = "sign_out_mark"
 
 
 def check_password(username, password):
@@ -28,16 +33,50 @@ def may(account, name, action):
 
 
 def current_account():
-    """Return the name of the account signed in to this session, or None."""
-    return session.get(ACCOUNT_KEY)
+    """Return the name of the account signed in to this session, or None.
+
+    A session that no longer holds (see ``app.ui.sessions``) is emptied.
+    """
+    if "ui_account" not in g:
+        account = session.get(ACCOUNT_KEY)
+        if account is not None and not session_holds(account):
+            session.clear()
+            account = None
+        g.ui_account = account
+    return g.ui_account
+
+
+def session_holds(account):
+    """Tell whether the session's password, age and sign-out mark still hold."""
+    signed_in_at = session.get(SIGNED_IN_KEY)
+    if not isinstance(signed_in_at, (int, float)):
+        return False
+    age = time.time() - signed_in_at
+    return (
+        0 <= age < current_app.config["REGISTRY_UI_SESSION_EXPIRY"]
+        and session.get(FINGERPRINT_KEY) == get_accounts().fingerprint(account)
+        and session.get(MARK_KEY) == sign_out_marks().current(account)
+    )
 
 
 def sign_in(account):
     """Start a fresh session for ``account``, dropping whatever the old one held."""
     session.clear()
     session[ACCOUNT_KEY] = account
+    session[FINGERPRINT_KEY] = get_accounts().fingerprint(account)
+    session[SIGNED_IN_KEY] = time.time()
+    session[MARK_KEY] = sign_out_marks().current(account)
+    g.ui_account = account
 
 
 def sign_out():
-    """Forget the session's account and its form token."""
+    """End every session of the signed-in account, copies of this one included."""
+    account = current_account()
+    if account is not None:
+        sign_out_marks().renew(account)
     session.clear()
+    g.ui_account = None
+
+
+def sign_out_marks():
+    return current_app.extensions["registry_ui_sign_outs"]
