@@ -3,6 +3,9 @@
 ``REGISTRY_CORS_ORIGINS`` lists the origins (``*`` for any); empty, the default,
 sends no CORS header at all. A preflight ``OPTIONS`` is answered before any
 access check, since browsers send it without credentials.
+
+Only the API (``/v2/``) and ``/token`` take part. The web UI never does: its
+session cookie would let a listed origin read a form token and post a delete.
 """
 
 from flask import Response, current_app, request
@@ -20,6 +23,9 @@ EXPOSED_HEADERS = (
 # How long a browser may reuse a preflight answer, in seconds.
 PREFLIGHT_MAX_AGE = "600"
 ANY_ORIGIN = "*"
+# Where CORS answers are given: the API's paths and the token endpoint.
+API_PREFIX = "/v2/"
+TOKEN_PATH = "/token"
 
 
 def init_app(app):
@@ -33,11 +39,16 @@ def allowed_origin():
     """Return the value for Access-Control-Allow-Origin, or None if not allowed."""
     origin = request.headers.get("Origin")
     origins = current_app.config["REGISTRY_CORS_ORIGINS"]
-    if origin is None:
+    if origin is None or not is_api_path(request.path):
         return None
     if ANY_ORIGIN in origins:
         return ANY_ORIGIN
     return origin if origin in origins else None
+
+
+def is_api_path(path):
+    """Tell whether ``path`` is one CORS may open to other origins."""
+    return path.startswith(API_PREFIX) or path == TOKEN_PATH
 
 
 def answer_preflight():

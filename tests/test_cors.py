@@ -79,3 +79,25 @@ def test_origins_come_from_a_comma_separated_variable():
     settings = read_environment(environ)
 
     assert settings["REGISTRY_CORS_ORIGINS"] == [ORIGIN, OTHER_ORIGIN]
+
+
+@pytest.mark.parametrize(
+    "path", ["/ui/", "/ui/delete/some/repo", "/ui/sign-in", "/", "/metrics"]
+)
+def test_pages_outside_the_api_get_no_cors_headers(cors_client, path):
+    answered = cors_client.get(path, headers={"Origin": ORIGIN})
+    preflighted = preflight(cors_client, ORIGIN, path)
+    for response in (answered, preflighted):
+        assert "Access-Control-Allow-Origin" not in response.headers
+        assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_a_listed_origin_cannot_post_a_ui_delete_with_credentials(cors_client):
+    response = preflight(cors_client, ORIGIN, "/ui/delete/some/repo")
+    assert response.status_code != 204
+    assert "Access-Control-Allow-Methods" not in response.headers
+
+
+def test_the_token_endpoint_answers_a_listed_origin(cors_client):
+    response = cors_client.get("/token", headers={"Origin": ORIGIN})
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
