@@ -3,6 +3,7 @@
 import base64
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -250,6 +251,35 @@ def test_the_limit_is_shared_between_workers(tmp_path, client):
     other_worker = make_app(tmp_path, REGISTRY_LOGIN_MAX_FAILURES=3)
     response = other_worker.test_client().get("/token", headers=basic("alice", "right"))
     assert response.status_code == 429
+
+
+def test_parallel_wrong_logins_check_no_more_passwords_than_the_limit(app):
+    checked = []
+    accounts = app.extensions["registry_accounts"]
+    authenticate = accounts.authenticate
+
+    def counted_authenticate(name, password):
+        checked.append(name)
+        return authenticate(name, password)
+
+    accounts.authenticate = counted_authenticate
+
+    def wrong_login(_):
+        answer = app.test_client().get("/token", headers=basic("alice", "wrong"))
+        return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(wrong_login, range(60)))
+    assert sorted(statuses) == [401] * 3 + [429] * 57
+    assert len(checked) == 3
+
+
+def test_a_right_password_gives_its_attempt_back(client):
+    for _ in range(5):
+        assert client.get("/token", headers=basic("alice", "right")).status_code == 200
+    for _ in range(3):
+        assert client.get("/token", headers=basic("alice", "wrong")).status_code == 401
+    assert client.get("/token", headers=basic("alice", "wrong")).status_code == 429
 
 
 def test_the_limit_counts_forged_refresh_tokens(client):

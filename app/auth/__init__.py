@@ -167,21 +167,21 @@ def check_credentials(name, password):
 
     Answers 429 instead while the client's address has failed too often.
     """
-    refuse_until_allowed()
+    reserve_login_attempt()
     account = get_accounts().authenticate(name, password)
-    if account is None:
-        count_failed_login()
+    settle_login_attempt(account is not None)
     return account
 
 
 def login_with_refresh_token(refresh_token):
     """Return the Caller a refresh token names, if the user and password still hold."""
-    refuse_until_allowed()
+    reserve_login_attempt()
     verified = get_signer().verify_refresh(refresh_token)
     accounts = get_accounts()
     account = accounts.find(verified[0]) if verified else None
-    if account is None or accounts.fingerprint(account.name) != verified[1]:
-        count_failed_login()
+    proven = account is not None and accounts.fingerprint(account.name) == verified[1]
+    settle_login_attempt(proven)
+    if not proven:
         refuse_credentials()
     return Caller(account.name, account.groups)
 
@@ -189,7 +189,17 @@ def login_with_refresh_token(refresh_token):
 def refuse_until_allowed():
     """Answer 429 while the client's address has failed too often."""
     limiter = current_app.extensions["registry_login_limiter"]
-    wait = limiter.retry_after(request.remote_addr or "")
+    refuse_for(limiter.retry_after(request.remote_addr or ""))
+
+
+def reserve_login_attempt():
+    """Count a login attempt before checking it, or answer 429 past the limit."""
+    limiter = current_app.extensions["registry_login_limiter"]
+    refuse_for(limiter.reserve(request.remote_addr or ""))
+
+
+def refuse_for(wait):
+    """Answer 429 with Retry-After when ``wait`` seconds remain, else nothing."""
     if wait:
         raise TooManyRequests(
             "too many failed logins; try again later",
@@ -198,11 +208,13 @@ def refuse_until_allowed():
         )
 
 
-def count_failed_login():
-    """Count a failed login from this client's address."""
+def settle_login_attempt(succeeded):
+    """Give back a reserved attempt that succeeded; log one that failed."""
     address = request.remote_addr or ""
-    current_app.extensions["registry_login_limiter"].record_failure(address)
-    logger.warning("failed login from %s", address)
+    if succeeded:
+        current_app.extensions["registry_login_limiter"].release(address)
+    else:
+        logger.warning("failed login from %s", address)
 
 
 def refuse_credentials():

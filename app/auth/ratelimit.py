@@ -1,8 +1,10 @@
 """Failed logins counted per client address, in SQLite so every worker shares them.
 
-Each address has a window that opens with its first failure. Once the address
-has failed ``max_failures`` times within the window, logins from it are
-refused until the window closes.
+Each address has a window that opens with its first attempt. An attempt is
+counted before its password is checked (reserved) and given back when the
+password proves right, so however many arrive in parallel, no more than
+``max_failures`` wrong passwords per address are ever checked in a window;
+beyond that, logins from the address are refused until the window closes.
 """
 
 import os
@@ -51,8 +53,13 @@ class LoginLimiter:
         remaining = row[0] + self.window - now
         return max(int(remaining) + 1, 0) if remaining > 0 else 0
 
-    def record_failure(self, address):
-        """Count one failed login from ``address``."""
+    def reserve(self, address):
+        """Count a login attempt from ``address`` before its password is checked.
+
+        Return 0 when it may go ahead, else the seconds until the window closes
+        (and count nothing). The check and the count are one statement, so
+        parallel attempts cannot slip past the limit together.
+        """
         now = time.time()
         connection = self.connect()
         try:
@@ -61,11 +68,34 @@ class LoginLimiter:
                     "DELETE FROM failures WHERE window_start <= ?",
                     (now - self.window,),
                 )
-                connection.execute(
+                counted = connection.execute(
                     "INSERT INTO failures (address, window_start, count)"
                     " VALUES (?, ?, 1) ON CONFLICT (address)"
-                    " DO UPDATE SET count = count + 1",
-                    (address, now),
+                    " DO UPDATE SET count = count + 1 WHERE count < ?",
+                    (address, now, self.max_failures),
+                ).rowcount
+                if counted:
+                    return 0
+                (window_start,) = connection.execute(
+                    "SELECT window_start FROM failures WHERE address = ?", (address,)
+                ).fetchone()
+        finally:
+            connection.close()
+        return max(int(window_start + self.window - now) + 1, 1)
+
+    def release(self, address):
+        """Give back the attempt ``reserve`` counted: its password was right."""
+        connection = self.connect()
+        try:
+            with connection:
+                connection.execute(
+                    "UPDATE failures SET count = count - 1"
+                    " WHERE address = ? AND count > 0",
+                    (address,),
+                )
+                connection.execute(
+                    "DELETE FROM failures WHERE address = ? AND count <= 0",
+                    (address,),
                 )
         finally:
             connection.close()
