@@ -58,6 +58,8 @@ DEFAULTS = {
     # the instance folder.
     "REGISTRY_UI_SESSION_EXPIRY": 8 * 3600,
     "REGISTRY_UI_SESSIONS_DIR": None,
+    # Whether GET /metrics answers; its figures are the whole store's (operator data).
+    "REGISTRY_METRICS_ENABLED": True,
     # What the registry's own log lines let through, and how they are written.
     "REGISTRY_LOG_LEVEL": "INFO",
     "REGISTRY_LOG_FORMAT": "text",

@@ -15,7 +15,7 @@ import glob
 import os
 import time
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from werkzeug.exceptions import NotFound
 from werkzeug.wsgi import ClosingIterator
 
 from app.context import get_storage
@@ -100,6 +101,8 @@ def init_app(app):
 @blueprint.get("/metrics")
 def serve_metrics():
     """Answer the Prometheus text format, summed over every worker."""
+    if not current_app.config["REGISTRY_METRICS_ENABLED"]:
+        raise NotFound()
     registry = CollectorRegistry()
     folder = os.environ.get(MULTIPROCESS_VARIABLE)
     if folder:

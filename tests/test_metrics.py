@@ -5,7 +5,7 @@ import shutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import bearer, seed_image
+from tests.conftest import bearer, make_app, seed_image
 
 HEALTHZ_LABELS = {"route": "health.healthz", "method": "GET", "status": "200"}
 
@@ -165,3 +165,10 @@ def test_an_unreadable_store_leaves_the_other_metrics_served(app, client, tmp_pa
 
     assert value(samples, "registry_http_requests_total", **HEALTHZ_LABELS) >= 1
     assert "registry_storage_bytes" not in {name for name, _labels in samples}
+
+
+def test_metrics_can_be_switched_off(tmp_path):
+    app = make_app(tmp_path, REGISTRY_METRICS_ENABLED=False)
+    response = app.test_client().get("/metrics")
+    assert response.status_code == 404
+    assert b"registry_storage_bytes" not in response.data

@@ -4,28 +4,34 @@ from app.ui.inventory import repository_blobs, total_size
 
 
 def measure_usage(storage, names):
-    """Return the store's total size, usage of the repositories named, what gc frees.
+    """Return the size of the repositories named, their usage, and what gc frees.
 
-    A blob is shared when the manifests of more than one repository stand on
-    it. What gc would free is the bytes of blobs that no manifest of any
+    Only the repositories named count, so that what a visitor may not pull
+    leaves no trace: a blob is shared when the manifests of more than one of
+    them stand on it, and the total is the bytes of the blobs they hold. Only
+    when ``names`` holds every repository (the whole store) is the total the
+    store's, and what gc would free told: the bytes of blobs that no manifest of any
     repository stands on (blobs of deleted manifests, abandoned pushes).
     """
-    held = {
-        name: repository_blobs(storage, name) for name in storage.list_repositories()
-    }
+    whole_store = set(names) >= set(storage.list_repositories())
+    held = {name: repository_blobs(storage, name) for name in names}
     holders = count_holders(held.values())
-    stored = set(storage.list_blobs())
-    unreferenced = stored - set(holders)
-    return {
+    stored = set(storage.list_blobs()) if whole_store else set(holders)
+    usage = {
+        "whole_store": whole_store,
         "total": total_size(storage, stored),
         "blob_count": len(stored),
         "repositories": [
-            repository_usage(storage, name, held.get(name, set()), holders)
-            for name in names
+            repository_usage(storage, name, held[name], holders) for name in names
         ],
-        "reclaimable": total_size(storage, unreferenced),
-        "reclaimable_count": len(unreferenced),
+        "reclaimable": None,
+        "reclaimable_count": None,
     }
+    if whole_store:
+        unreferenced = stored - set(holders)
+        usage["reclaimable"] = total_size(storage, unreferenced)
+        usage["reclaimable_count"] = len(unreferenced)
+    return usage
 
 
 def count_holders(digest_sets):

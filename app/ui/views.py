@@ -92,7 +92,7 @@ def show_manifest(name, reference):
 
 @blueprint.get("/storage")
 def show_storage():
-    """Show the bytes stored, per repository, shared or not, and what gc would free."""
+    """Show the bytes of the repositories the visitor may pull, shared or not."""
     account = access.current_account()
 
     storage = get_storage()
