@@ -1,0 +1,80 @@
+"""gunicorn's access log without the secrets a request may carry.
+
+A client may send a token in the query string (``?access_token=...``) and
+credentials in headers; gunicorn would write them into the request line, the
+query and any header or environ atom the log format names. ``RedactingLogger``
+(``logger_class`` in ``gunicorn.conf.py``) writes ``REDACTED`` in their place.
+"""
+
+from urllib.parse import unquote_plus
+
+from gunicorn.glogging import Logger
+
+REDACTED = "REDACTED"
+# Query parameters that carry a secret, compared in lower case.
+SECRET_PARAMETERS = frozenset({"access_token", "token", "password", "refresh_token"})
+# Headers that carry one, as gunicorn names their atoms: {name}i, {name}o, {name}e.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+SECRET_RESPONSE_HEADERS = frozenset({"set-cookie"})
+# Atoms holding a whole request URI or query string.
+QUERY_ATOMS = frozenset({"q", "{query_string}e"})
+URI_ATOMS = frozenset({"{raw_uri}e", "{request_uri}e"})
+
+
+class RedactingLogger(Logger):
+    """gunicorn's logger, with secrets taken out of every access log atom."""
+
+    def atoms(self, resp, req, environ, request_time):
+        """Return gunicorn's atoms with queries and credential headers redacted."""
+        atoms = super().atoms(resp, req, environ, request_time)
+        for key, value in atoms.items():
+            if isinstance(value, str):
+                atoms[key] = redact_atom(key, value)
+        atoms["r"] = " ".join(
+            (
+                environ["REQUEST_METHOD"],
+                redact_uri(environ["RAW_URI"]),
+                environ["SERVER_PROTOCOL"],
+            )
+        )
+        return atoms
+
+
+def redact_atom(key, value):
+    """Return one atom's value with whatever secret it holds redacted."""
+    if key in QUERY_ATOMS:
+        return redact_query(value)
+    if key in URI_ATOMS:
+        return redact_uri(value)
+    return REDACTED if is_secret_header(key) else value
+
+
+def is_secret_header(key):
+    """Tell whether an atom names a request or response header carrying a secret."""
+    if not key.startswith("{") or key[-2:] not in ("}i", "}o", "}e"):
+        return False
+    name, kind = key[1:-2], key[-1]
+    if kind == "o":
+        return name in SECRET_RESPONSE_HEADERS
+    if kind == "e":
+        if not name.startswith("http_"):
+            return False
+        name = name.removeprefix("http_").replace("_", "-")
+    return name in SECRET_HEADERS
+
+
+def redact_uri(uri):
+    """Return a request URI with secret query parameters redacted."""
+    path, separator, query = uri.partition("?")
+    return path + separator + redact_query(query)
+
+
+def redact_query(query):
+    """Return a query string with the values of secret parameters redacted."""
+    parts = []
+    for part in query.split("&"):
+        name, separator, _ = part.partition("=")
+        if unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
+            part = f"{name}={REDACTED}"
+        parts.append(part)
+    return "&".join(parts)
