@@ -100,3 +100,25 @@ def test_user_add_takes_a_name_no_rule_claims(app):
 def test_the_namespace_of_an_account_not_yet_created_is_guarded(client):
     headers = token_for(client, "bob", "repository:dave/app:push")
     assert start_upload(client, "dave/app", headers) == 401
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/{name}/tags/list",
+        "/v2/{name}/manifests/v1",
+        "/v2/{name}/blobs/sha256:" + "0" * 64,
+    ],
+)
+def test_a_hidden_repository_answers_as_a_missing_one_of_its_pattern(app, path):
+    seed_image(app.extensions["registry_storage"], "alice/app", "v1")
+    client = app.test_client()
+    answers = []
+    for name in ("alice/app", "alice/nothing"):
+        headers = token_for(client, None, f"repository:{name}:pull")
+        response = client.get(path.format(name=name), headers=headers)
+        answers.append(
+            (response.status_code, response.data.replace(name.encode(), b""))
+        )
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 401
