@@ -122,3 +122,16 @@ def test_a_hidden_repository_answers_as_a_missing_one_of_its_pattern(app, path):
         )
     assert answers[0] == answers[1]
     assert answers[0][0] == 401
+
+
+def test_a_single_repository_rule_reserves_its_name_too(tmp_path):
+    rules = [
+        {"repository": "{user}", "pull": ["owner"], "push": ["owner"]},
+        {"repository": "release", "pull": ["anyone"], "push": ["group:ops"]},
+    ]
+    app = make_app(tmp_path, REGISTRY_ACCESS_RULES=rules)
+    add_user(app, "release", "pw")
+    client = app.test_client()
+    headers = token_for(client, "release", "repository:release:push")
+    assert start_upload(client, "release", headers) == 401
+    assert app.extensions["registry_rules"].claims_namespace("release")

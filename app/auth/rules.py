@@ -7,12 +7,14 @@ A rule maps a repository name pattern to the callers allowed each action::
 
 Patterns are shell globs (``*`` also crosses ``/``). ``{user}``, allowed only
 as a pattern's whole first path component, stands for any first component
-that no other rule names literally: ``{user}/*`` covers every personal
-namespace (``alice/app``, ``bob/tools``, also those of users not yet created)
-but never ``secret/db`` while a rule such as ``secret/*`` exists, wherever that
-rule stands. Callers are ``anyone`` (with or without credentials; ``anonymous``
-means the same), ``users`` (any signed-in user), ``owner`` (the signed-in user
-whose name fills ``{user}``; only in rules with ``{user}``), ``user:NAME`` and
+that no other rule spells out as its own (glob-free) first component:
+``{user}/*`` covers every personal namespace (``alice/app``, ``bob/tools``,
+also those of users not yet created) but never ``secret/db`` while a rule
+such as ``secret/*`` exists, wherever that rule stands.
+
+Callers are ``anyone`` (with or without credentials; ``anonymous`` means the
+same), ``users`` (any signed-in user), ``owner`` (the signed-in user whose
+name fills ``{user}``; only in rules with ``{user}``), ``user:NAME`` and
 ``group:NAME``. The first rule whose pattern matches decides; an action a rule
 does not name is allowed to no one. After the configured rules comes the
 default rule for every repository, shaped by REGISTRY_ANONYMOUS_PULL and
@@ -62,7 +64,7 @@ class Rule:
     def namespace(self):
         """Return the literal first component of a pattern without ``{user}``."""
         first = self.pattern.split("/", 1)[0]
-        if self.personal or "/" not in self.pattern or GLOB_CHARACTERS & set(first):
+        if self.personal or not first or GLOB_CHARACTERS & set(first):
             return None
         return first
 

@@ -54,6 +54,7 @@ def session_holds(account):
     age = time.time() - signed_in_at
     return (
         0 <= age < current_app.config["REGISTRY_UI_SESSION_EXPIRY"]
+        and session.get(FINGERPRINT_KEY) is not None
         and session.get(FINGERPRINT_KEY) == get_accounts().fingerprint(account)
         and session.get(MARK_KEY) == sign_out_marks().current(account)
     )
