@@ -23,7 +23,7 @@ keepalive = 5
 # Blobs are handed to the kernel with sendfile(2) through the WSGI file wrapper.
 sendfile = True
 accesslog = "-"
-logger_class = "app.accesslog.RedactingLogger"
+logger_class = "accesslog.RedactingLogger"
 
 # No runtime control socket: its default path is one per user, so several
 # registries on one machine would take it from each other.

@@ -4,6 +4,11 @@ A client may send a token in the query string (``?access_token=...``) and
 credentials in headers; gunicorn would write them into the request line, the
 query and any header or environ atom the log format names. ``RedactingLogger``
 (``logger_class`` in ``gunicorn.conf.py``) writes ``REDACTED`` in their place.
+
+gunicorn loads this module in the arbiter, before ``on_starting`` points
+prometheus_client at the workers' shared folder, so it stands beside
+``wsgi.py`` and imports nothing of the ``app`` package: importing that would
+load prometheus_client too early and leave every worker counting alone.
 """
 
 from urllib.parse import unquote_plus
