@@ -102,3 +102,14 @@ def test_signing_in_again_after_sign_out_works(app, browser):
     browser.post("/ui/sign-in", data=form)
     assert signed_in_account(browser) == "alice"
     assert delete(browser, "team/app", "v1").status_code == 303
+
+
+def test_a_sign_out_holds_in_every_worker(tmp_path, app, browser):
+    other_worker = make_app(tmp_path)
+    thief = copy_of(other_worker, browser)
+    assert signed_in_account(thief) == "alice"
+
+    token = form_token_of(browser, "/ui/")
+    browser.post("/ui/sign-out", data={"csrf_token": token})
+
+    assert signed_in_account(thief) is None
