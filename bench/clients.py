@@ -1,0 +1,220 @@
+"""The clients the benchmark drives the servers with.
+
+Pushes go through ``http.client`` sending 1 MiB blocks; blob downloads through
+curl writing to /dev/null; request rates through wrk. None of them is the
+bottleneck of what it measures on loopback.
+"""
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.parse
+
+BLOCK_SIZE = 1024 * 1024
+# docker's streamed PATCH arrives as Transfer-Encoding: chunked in pieces of this size.
+STREAMED_PIECE = 32 * 1024
+TOKEN_SCOPES_PER_REQUEST = 60
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+WRK_P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\b", re.MULTILINE)
+WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+class BenchError(Exception):
+    """A server answered something the benchmark did not expect."""
+
+
+def write_data(path, size, seed):
+    """Write ``size`` bytes of incompressible data; return their sha256 digest.
+
+    Each MiB is one random block with its index in front, so every MiB differs
+    and the file is quick to make at any size.
+    """
+    block = bytearray(os.urandom(BLOCK_SIZE))
+    hasher = hashlib.sha256()
+    with open(path, "wb") as out:
+        for index in range(0, size, BLOCK_SIZE):
+            block[:16] = f"{seed:8x}{index // BLOCK_SIZE:8x}".encode()
+            piece = bytes(block[: min(BLOCK_SIZE, size - index)])
+            hasher.update(piece)
+            out.write(piece)
+    return "sha256:" + hasher.hexdigest()
+
+
+class Client:
+    """Talks to one registry, fetching Bearer tokens when the registry asks."""
+
+    def __init__(self, server):
+        self.server = server
+        self.token = None
+
+    def authorize(self, scopes):
+        """Carry a token for ``scopes`` from now on (when the server wants one)."""
+        self.token = None
+        status, headers, _ = self.request("GET", "/v2/", expect=(200, 401))
+        if status == 200:
+            return
+        challenge = headers.get("www-authenticate", "")
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        query = [("service", params.get("service", ""))]
+        query += [("scope", scope) for scope in scopes]
+        realm = urllib.parse.urlsplit(params["realm"])
+        path = f"{realm.path}?{urllib.parse.urlencode(query)}"
+        _, _, body = self.request("GET", path)
+        self.token = json.loads(body)["token"]
+
+    def auth_headers(self):
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method, target, body=None, headers=None, expect=(200,)):
+        """Send one request on a new connection; return status, headers, body."""
+        url = urllib.parse.urljoin(self.server.url, target)
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        all_headers = {**self.auth_headers(), **(headers or {})}
+        connection = http.client.HTTPConnection(
+            parts.hostname, parts.port, timeout=600, blocksize=BLOCK_SIZE
+        )
+        try:
+            chunked = all_headers.get("Transfer-Encoding") == "chunked"
+            if chunked:
+                del all_headers["Transfer-Encoding"]
+            connection.request(method, path, body=body, headers=all_headers,
+                               encode_chunked=chunked)  # fmt: skip
+            response = connection.getresponse()
+            data = response.read()
+        finally:
+            connection.close()
+        if response.status not in expect:
+            raise BenchError(f"{method} {path} -> {response.status}: {data[:300]!r}")
+        found = {key.lower(): value for key, value in response.getheaders()}
+        return response.status, found, data
+
+    def start_upload(self, name):
+        """POST a new upload; return its location."""
+        _, headers, _ = self.request(
+            "POST", f"/v2/{name}/blobs/uploads/", expect=(202,),
+            headers={"Content-Length": "0"},
+        )  # fmt: skip
+        return headers["location"]
+
+    def finish_upload(self, location, digest, body=b"", length=0):
+        separator = "&" if "?" in location else "?"
+        target = f"{location}{separator}digest={digest}"
+        headers = {"Content-Length": str(length),
+                   "Content-Type": "application/octet-stream"}  # fmt: skip
+        self.request("PUT", target, body, headers, expect=(201,))
+
+    def push_monolithic(self, name, path, digest):
+        """POST then one PUT carrying the whole blob."""
+        location = self.start_upload(name)
+        with open(path, "rb") as blob:
+            self.finish_upload(location, digest, blob, os.path.getsize(path))
+
+    def push_chunked(self, name, path, digest, chunk_size):
+        """POST, PATCHes of ``chunk_size`` with Content-Range, then PUT."""
+        location = self.start_upload(name)
+        size = os.path.getsize(path)
+        with open(path, "rb") as blob:
+            for start in range(0, size, chunk_size):
+                chunk = blob.read(chunk_size)
+                headers = {
+                    "Content-Type": "application/octet-stream",
+                    "Content-Range": f"{start}-{start + len(chunk) - 1}",
+                    "Content-Length": str(len(chunk)),
+                }
+                _, found, _ = self.request("PATCH", location, chunk, headers,
+                                           expect=(202,))  # fmt: skip
+                location = found["location"]
+        self.finish_upload(location, digest)
+
+    def push_streamed(self, name, path, digest):
+        """POST, one PATCH with a chunked body as docker sends it, then PUT."""
+        location = self.start_upload(name)
+        headers = {"Content-Type": "application/octet-stream",
+                   "Transfer-Encoding": "chunked"}  # fmt: skip
+        with open(path, "rb") as blob:
+            pieces = iter(lambda: blob.read(STREAMED_PIECE), b"")
+            _, found, _ = self.request("PATCH", location, pieces, headers,
+                                       expect=(202,))  # fmt: skip
+        self.finish_upload(found["location"], digest)
+
+    def push_small_blob(self, name, data):
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        self.finish_upload(self.start_upload(name), digest, data, len(data))
+        return {"digest": digest, "size": len(data)}
+
+    def mount_blob(self, name, digest, source):
+        query = urllib.parse.urlencode({"mount": digest, "from": source})
+        self.request("POST", f"/v2/{name}/blobs/uploads/?{query}",
+                     headers={"Content-Length": "0"}, expect=(201,))  # fmt: skip
+
+    def put_manifest(self, name, reference, body):
+        self.request("PUT", f"/v2/{name}/manifests/{reference}", body,
+                     {"Content-Type": DOCKER_MANIFEST}, expect=(201,))  # fmt: skip
+
+    def authorize_names(self, names, actions="pull,push"):
+        """Carry one token for ``actions`` on every repository in names."""
+        self.authorize([f"repository:{name}:{actions}" for name in names])
+
+
+def small_image(client, name, seed):
+    """Push a config and a layer into ``name``; return the manifest body."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed})
+    layer = hashlib.sha512(f"layer {seed}".encode()).digest() * 16
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG,
+                   **client.push_small_blob(name, config.encode())},
+        "layers": [{"mediaType": DOCKER_LAYER,
+                    **client.push_small_blob(name, layer)}],
+    }  # fmt: skip
+    return json.dumps(manifest, indent=3).encode()
+
+
+def curl_download(urls, headers, size):
+    """Fetch every url at once with curl to /dev/null; return the wall seconds."""
+    curl = shutil.which("curl")
+    if curl is None:
+        raise BenchError("curl is not installed (apt-get install curl)")
+    cmd = [curl, "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}"]
+    cmd += ["--noproxy", "*"]
+    for key, value in headers.items():
+        cmd += ["-H", f"{key}: {value}"]
+    started = time.perf_counter()
+    processes = [
+        subprocess.Popen([*cmd, url], stdout=subprocess.PIPE, text=True) for url in urls
+    ]
+    outputs = [process.communicate()[0] for process in processes]
+    seconds = time.perf_counter() - started
+    for output in outputs:
+        if output.split() != ["200", str(size)]:
+            raise BenchError(f"curl got {output!r}, wanted 200 and {size} bytes")
+    return seconds
+
+
+def run_wrk(url, headers, seconds, connections, expect_bytes=None):
+    """Run wrk at ``connections``; return (requests per second, p99 ms)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk is not installed")
+    threads = min(connections, os.cpu_count() or 1)
+    cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
+    cmd += ["--latency"]
+    for key, value in headers.items():
+        cmd += ["-H", f"{key}: {value}"]
+    done = subprocess.run([*cmd, url], capture_output=True, text=True, check=True)
+    if "Non-2xx or 3xx responses" in done.stdout:
+        raise BenchError(f"wrk saw error answers from {url}:\n{done.stdout}")
+    rate, p99 = WRK_RATE.search(done.stdout), WRK_P99.search(done.stdout)
+    if rate is None or p99 is None:
+        raise BenchError(f"wrk output not understood:\n{done.stdout}")
+    return float(rate[1]), float(p99[1]) * WRK_UNITS[p99[2]]
