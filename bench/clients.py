@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.parse
 
@@ -25,6 +26,15 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 WRK_RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
 WRK_P99 = re.compile(r"^\s+99%\s+([\d.]+)(us|ms|s)\b", re.MULTILINE)
 WRK_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+# Each wrk connection walks the pages of a listing in turn, as a client would.
+WRK_SCRIPT = """
+local paths = {PATHS}
+local next_page = 0
+request = function()
+  next_page = next_page % #paths + 1
+  return wrk.format(nil, paths[next_page])
+end
+"""
 
 
 class BenchError(Exception):
@@ -201,19 +211,24 @@ def curl_download(urls, headers, size):
     return seconds
 
 
-def run_wrk(url, headers, seconds, connections, expect_bytes=None):
-    """Run wrk at ``connections``; return (requests per second, p99 ms)."""
+def run_wrk(base, paths, headers, settings):
+    """Run wrk cycling through ``paths``; return (requests per second, p99 ms)."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise BenchError("wrk is not installed")
+    connections = settings.connections
     threads = min(connections, os.cpu_count() or 1)
-    cmd = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s"]
-    cmd += ["--latency"]
+    cmd = [wrk, "-t", str(threads), "-c", str(connections)]
+    cmd += ["-d", f"{settings.duration}s", "--latency"]
     for key, value in headers.items():
         cmd += ["-H", f"{key}: {value}"]
-    done = subprocess.run([*cmd, url], capture_output=True, text=True, check=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT.replace("PATHS", ", ".join(map(json.dumps, paths))))
+        script.flush()
+        cmd += ["-s", script.name, base + paths[0]]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     if "Non-2xx or 3xx responses" in done.stdout:
-        raise BenchError(f"wrk saw error answers from {url}:\n{done.stdout}")
+        raise BenchError(f"wrk saw error answers from {base}{paths}:\n{done.stdout}")
     rate, p99 = WRK_RATE.search(done.stdout), WRK_P99.search(done.stdout)
     if rate is None or p99 is None:
         raise BenchError(f"wrk output not understood:\n{done.stdout}")
