@@ -10,17 +10,24 @@
     <root>/repos/<name>/_referrers/<algorithm>/<hex>/    manifests whose subject is
         .../<algorithm>-<referrer hex>                   that digest, one JSON
                                                          descriptor each
+    <root>/catalog/<name, "/" written as "+">            an empty file for each
+                                                         repository that holds
+                                                         a manifest
     <root>/uploads/<id>/                                 an upload in progress
     <root>/tmp/                                          files being written
 
 Repository folders begin with a letter or digit, so the ``_`` folders of one
 repository never collide with a nested repository (``a/_tags`` is not a name).
-Files are written under ``tmp/`` and renamed into place.
+Files are written under ``tmp/`` and renamed into place. ``catalog/`` lets
+the catalog be listed with one directory read instead of a walk of ``repos/``;
+it is built from that walk when a store without it is opened.
 """
 
 import json
 import os
+import shutil
 import tempfile
+import time
 
 from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
@@ -39,6 +46,11 @@ from app.storage.uploads import FilesystemUploads
 BLOCK_SIZE = 1024 * 1024
 TAGS = "_tags"
 REFERRERS = "_referrers"
+CATALOG = "catalog"
+SETTLED_NANOSECONDS = 2 * 10**9
+CACHED_TAG_LISTS = 4096
+# Repository names never hold "+", so it stands for "/" in catalog entries.
+CATALOG_SEPARATOR = "+"
 
 
 class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
@@ -46,8 +58,11 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def __init__(self, root):
         self.root = os.path.realpath(root)
+        self._tag_lists = {}  # tags folder -> (its mtime, its sorted entries)
         for folder in ("blobs", "repos", "uploads", "tmp"):
             os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+        if not os.path.isdir(os.path.join(self.root, CATALOG)):
+            self._build_catalog()
 
     def __repr__(self):
         return f"FilesystemStorage({self.root!r})"
@@ -162,7 +177,8 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return os.path.isdir(self._repository_path(name, MANIFESTS))
 
     def list_repositories(self):
-        return self._repositories_holding(MANIFESTS)
+        entries = os.listdir(self._path(CATALOG))
+        return sorted(entry.replace(CATALOG_SEPARATOR, "/") for entry in entries)
 
     def _repositories_holding(self, *kinds):
         """Return the names of repositories with any of these folders, sorted."""
@@ -173,6 +189,25 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
                 names.append(os.path.relpath(folder, repos).replace(os.sep, "/"))
             subfolders[:] = [entry for entry in subfolders if entry[0] != "_"]
         return sorted(names)
+
+    def _record_repository(self, name):
+        """Enter ``name`` in the catalog, once."""
+        path = self._path(CATALOG, name.replace("/", CATALOG_SEPARATOR))
+        if not os.path.exists(path):
+            self._write_file(path, b"")
+
+    def _build_catalog(self):
+        """Fill ``catalog/`` from a walk of ``repos/``, then rename it into place."""
+        folder = tempfile.mkdtemp(dir=os.path.join(self.root, "tmp"))
+        try:
+            for name in self._repositories_holding(MANIFESTS):
+                entry = name.replace("/", CATALOG_SEPARATOR)
+                open(os.path.join(folder, entry), "wb").close()
+            os.rename(folder, os.path.join(self.root, CATALOG))
+        except OSError:
+            pass  # another process built it first
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def link_blob(self, name, digest):
         if not _touch(self._blob_path(digest)):
@@ -202,6 +237,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         digest = self.write_blob([body], digest)
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
         self._write_file(path, media_type.encode())
+        self._record_repository(name)
         return digest
 
     def get_manifest(self, name, digest):
@@ -260,10 +296,22 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     def list_tags(self, name):
         if not self.repository_exists(name):
             raise RepositoryNotFound(detail={"name": name})
+        folder = self._repository_path(name, TAGS)
         try:
-            return sorted(os.listdir(self._repository_path(name, TAGS)))
+            changed = os.stat(folder).st_mtime_ns
         except FileNotFoundError:
             return []
+        cached = self._tag_lists.get(folder)
+        if cached is not None and cached[0] == changed:
+            return list(cached[1])
+        tags = sorted(os.listdir(folder))
+        # A folder changed in the last moments may change again within the
+        # same mtime tick; only a listing taken well after its mtime is kept.
+        if time.time_ns() - changed > SETTLED_NANOSECONDS:
+            if len(self._tag_lists) >= CACHED_TAG_LISTS:
+                self._tag_lists.clear()
+            self._tag_lists[folder] = (changed, tags)
+        return list(tags)
 
     def find_tags(self, name, digest):
         tags = []
