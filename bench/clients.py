@@ -19,7 +19,9 @@ import urllib.parse
 BLOCK_SIZE = 1024 * 1024
 # docker's streamed PATCH arrives as Transfer-Encoding: chunked in pieces of this size.
 STREAMED_PIECE = 32 * 1024
-TOKEN_SCOPES_PER_REQUEST = 60
+# Reopen a connection idle this long rather than find the server closed it
+# (gunicorn.conf.py keeps idle connections for 5 seconds).
+KEEPALIVE_SECONDS = 2
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -64,6 +66,8 @@ class Client:
     def __init__(self, server):
         self.server = server
         self.token = None
+        self.connection = None
+        self.last_used = 0.0
 
     def authorize(self, scopes):
         """Carry a token for ``scopes`` from now on (when the server wants one)."""
@@ -83,25 +87,40 @@ class Client:
     def auth_headers(self):
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
+    def connect(self):
+        """The kept-alive connection, reopened when the server may have closed it."""
+        idle = time.monotonic() - self.last_used
+        if self.connection is None or idle > KEEPALIVE_SECONDS:
+            self.close()
+            host, _, port = self.server.host.partition(":")
+            self.connection = http.client.HTTPConnection(
+                host, int(port), timeout=600, blocksize=BLOCK_SIZE
+            )
+        return self.connection
+
+    def close(self):
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
     def request(self, method, target, body=None, headers=None, expect=(200,)):
-        """Send one request on a new connection; return status, headers, body."""
-        url = urllib.parse.urljoin(self.server.url, target)
-        parts = urllib.parse.urlsplit(url)
+        """Send one request, as a client keeping its connection alive would."""
+        parts = urllib.parse.urlsplit(urllib.parse.urljoin(self.server.url, target))
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         all_headers = {**self.auth_headers(), **(headers or {})}
-        connection = http.client.HTTPConnection(
-            parts.hostname, parts.port, timeout=600, blocksize=BLOCK_SIZE
-        )
+        chunked = all_headers.pop("Transfer-Encoding", None) == "chunked"
+        connection = self.connect()
         try:
-            chunked = all_headers.get("Transfer-Encoding") == "chunked"
-            if chunked:
-                del all_headers["Transfer-Encoding"]
             connection.request(method, path, body=body, headers=all_headers,
                                encode_chunked=chunked)  # fmt: skip
             response = connection.getresponse()
             data = response.read()
-        finally:
-            connection.close()
+        except BaseException:
+            self.close()
+            raise
+        self.last_used = time.monotonic()
+        if response.will_close:
+            self.close()
         if response.status not in expect:
             raise BenchError(f"{method} {path} -> {response.status}: {data[:300]!r}")
         found = {key.lower(): value for key, value in response.getheaders()}

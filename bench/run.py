@@ -462,21 +462,27 @@ def main(argv=None):
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="registry-bench-", dir=settings.tmp) as tmp:
         run_benchmark(Path(tmp), settings, results)
+        # Report before the (slow) removal of the run's data.
+        report(settings, results, argv, time.monotonic() - started)
+    return 0
+
+
+def report(settings, results, argv, seconds):
+    """Print the table; write the JSON report when asked."""
     rows = results.rows(settings)
-    print(format_table(rows))
+    print(format_table(rows), flush=True)
     for part, reason in results.missing.items():
         print(f"missing {part}: {reason}")
-    report = {
+    document = {
         "command": " ".join(["python", "bench/run.py", *(argv or sys.argv[1:])]),
         "machine": machine(),
         "settings": {k: v for k, v in vars(settings).items() if k not in ("json",)},
-        "seconds": round(time.monotonic() - started, 1),
+        "seconds": round(seconds, 1),
         "figures": rows,
         "missing": results.missing,
     }
     if settings.json:
-        settings.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    return 0
+        settings.json.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":
