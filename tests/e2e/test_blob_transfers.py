@@ -1,0 +1,84 @@
+"""Blob pushes and downloads through the real gunicorn: sendfile, ranges, bodies."""
+
+import hashlib
+import http.client
+import json
+import urllib.request
+
+import pytest
+
+from tests.e2e.conftest import DIRECT
+
+NAME = "transfers/blob"
+BLOB = bytes(range(256)) * 4096 + b"tail"  # 1 MiB and a little
+
+
+def digest_of(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def send(server, method, path, body=None, headers=None, token=None):
+    """Send a request to the server; return (status, headers, body)."""
+    headers = dict(headers or {})
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = path if path.startswith("http") else server.url + path
+    request = urllib.request.Request(url, body, headers, method=method)
+    with DIRECT.open(request, timeout=60) as response:
+        return response.status, response.headers, response.read()
+
+
+@pytest.fixture(scope="module")
+def token(registry_server):
+    path = f"/token?service=registry&scope=repository:{NAME}:pull,push"
+    return json.loads(send(registry_server, "GET", path)[2])["token"]
+
+
+@pytest.fixture(scope="module")
+def pushed(registry_server, token):
+    """The blob, pushed with a streamed (chunked Transfer-Encoding) PATCH."""
+    _, headers, _ = send(registry_server, "POST", f"/v2/{NAME}/blobs/uploads/",
+                         b"", token=token)  # fmt: skip
+    pieces = (BLOB[i : i + 32768] for i in range(0, len(BLOB), 32768))
+    _, headers, _ = send(registry_server, "PATCH", headers["Location"], pieces,
+                         {"Transfer-Encoding": "chunked"}, token)  # fmt: skip
+    location = f"{headers['Location']}?digest={digest_of(BLOB)}"
+    status, _, _ = send(registry_server, "PUT", location, b"", token=token)
+    assert status == 201
+    return digest_of(BLOB)
+
+
+def test_a_streamed_push_is_served_whole(registry_server, token, pushed):
+    status, _, body = send(registry_server, "GET", f"/v2/{NAME}/blobs/{pushed}",
+                           token=token)  # fmt: skip
+    assert status == 200 and body == BLOB
+
+
+@pytest.mark.parametrize(
+    "header, start, stop",
+    [("bytes=0-0", 0, 1), ("bytes=1000-70000", 1000, 70001), ("bytes=-4", -4, None)],
+)
+def test_a_range_is_served_exactly(registry_server, token, pushed, header, start, stop):
+    status, headers, body = send(registry_server, "GET",
+                                 f"/v2/{NAME}/blobs/{pushed}",
+                                 headers={"Range": header}, token=token)  # fmt: skip
+    assert status == 206 and body == BLOB[start:stop]
+    assert int(headers["Content-Length"]) == len(body)
+
+
+def test_ranges_on_one_kept_alive_connection_stay_apart(registry_server, token, pushed):
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", registry_server.port, timeout=60
+    )
+    bodies = []
+    try:
+        for header in ("bytes=10-19", "bytes=20-29"):
+            connection.request(
+                "GET",
+                f"/v2/{NAME}/blobs/{pushed}",
+                headers={"Range": header, "Authorization": f"Bearer {token}"},
+            )
+            bodies.append(connection.getresponse().read())
+    finally:
+        connection.close()
+    assert bodies == [BLOB[10:20], BLOB[20:30]]
