@@ -13,6 +13,7 @@ import argparse
 import json
 import platform
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -456,8 +457,15 @@ def parse_arguments(argv):
     return arguments
 
 
+def stop_on_signal(number, _frame):
+    """Turn TERM (or an INT that the shell would ignore) into a clean exit."""
+    raise SystemExit(128 + number)
+
+
 def main(argv=None):
     settings = parse_arguments(argv)
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, stop_on_signal)
     results = Results()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="registry-bench-", dir=settings.tmp) as tmp:
