@@ -26,6 +26,7 @@ it is built from that walk when a store without it is opened.
 import json
 import os
 import shutil
+import stat
 import tempfile
 import time
 
@@ -71,11 +72,28 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def _path(self, *parts):
         """Join ``parts`` under the root; OutsideRoot if the result escapes it."""
-        path = os.path.join(self.root, *parts)
-        resolved = os.path.realpath(path)
-        if not resolved.startswith(self.root + os.sep):
+        path = os.path.normpath(os.path.join(self.root, *parts))
+        if self._links_below_root(path):
+            path = os.path.realpath(path)
+        if not path.startswith(self.root + os.sep):
             raise OutsideRoot(detail={"path": os.path.join(*parts)})
-        return resolved
+        return path
+
+    def _links_below_root(self, path):
+        """Tell whether a folder or file on the way from the root is a symlink.
+
+        The root itself is already resolved, so unlike ``os.path.realpath``
+        this looks only at the few names below it: it runs on every request.
+        """
+        current = self.root
+        for name in path[len(self.root) + 1 :].split(os.sep):
+            current = os.path.join(current, name)
+            try:
+                if stat.S_ISLNK(os.lstat(current).st_mode):
+                    return True
+            except (FileNotFoundError, NotADirectoryError):
+                return False  # nothing exists further down to be a link
+        return False
 
     def _blob_path(self, digest):
         return self._path("blobs", digest.algorithm, digest.hex[:2], digest.hex)
