@@ -11,6 +11,7 @@ medians are printed as one table with the ratio the target is set on.
 
 import argparse
 import json
+import os
 import platform
 import re
 import signal
@@ -21,6 +22,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -145,27 +147,32 @@ def target_text(figure):
 
 
 def measure_pushes(clients, blob, digest, settings, results):
-    """Monolithic, chunked and streamed pushes of the blob to each registry."""
-    size = settings.size
+    """Monolithic, chunked and streamed pushes of the blob to each registry.
+
+    One unmeasured round first; then the kinds and the servers take turns in
+    an order that changes every round, so no server always follows another's
+    256 MiB write.
+    """
     chunk = settings.chunk * MIB
-    for _ in range(settings.repeat):
-        for name, client in clients.items():
-            results.add(
-                "push_monolithic",
-                name,
-                rate(size, client.push_monolithic, "bench/blob", blob, digest),
-            )
-            results.add(
-                "push_chunked",
-                name,
-                rate(size, client.push_chunked, "bench/blob", blob, digest, chunk),
-            )
-            results.add(
-                "push_streamed",
-                name,
-                rate(size, client.push_streamed, "bench/blob", blob, digest),
-            )
-    # fmt: skip
+    kinds = [
+        ("push_monolithic", lambda client: client.push_monolithic),
+        ("push_chunked", lambda client: partial(client.push_chunked, chunk_size=chunk)),
+        ("push_streamed", lambda client: client.push_streamed),
+    ]
+    names = list(clients)
+    for round_number in range(settings.repeat + 1):
+        for key, method in rotated(kinds, round_number):
+            for name in rotated(names, round_number):
+                push = method(clients[name])
+                speed = rate(settings.size, push, "bench/blob", blob, digest)
+                if round_number:
+                    results.add(key, name, speed)
+
+
+def rotated(items, turns):
+    """The items, rotated left ``turns`` times."""
+    turns %= len(items)
+    return items[turns:] + items[:turns]
 
 
 def rate(size, push, *args):
@@ -380,11 +387,13 @@ def machine():
         "cores": len(Path("/proc/cpuinfo").read_text().split("processor\t:")) - 1,
         "cpu": model,
         "kernel": platform.release(),
+        "load average at the end": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        # The machine is shared: its load says how much the figures may be off.
         "python": platform.python_version(),
         "gunicorn": metadata.version("gunicorn"),
         "distribution": program_version(["docker-registry", "--version"]),
         "nginx": program_version(["nginx", "-v"]),
-        "curl": program_version(["curl", "--version"]).splitlines()[0:1],
+        "curl": program_version(["curl", "--version"]).split(" (")[0],
         "wrk": program_version(["wrk", "--version"]).split(" [")[0],
     }
 
@@ -468,6 +477,7 @@ def main(argv=None):
         signal.signal(number, stop_on_signal)
     results = Results()
     started = time.monotonic()
+    settings.load_at_start = " ".join(f"{x:.2f}" for x in os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="registry-bench-", dir=settings.tmp) as tmp:
         run_benchmark(Path(tmp), settings, results)
         # Report before the (slow) removal of the run's data.

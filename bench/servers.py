@@ -61,6 +61,8 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
     sendfile on;
+    # One sendfile(2) call per response, as gunicorn makes, not 2 MiB steps.
+    sendfile_max_chunk 0;
     tcp_nopush on;
     default_type application/octet-stream;
     server {{
