@@ -38,6 +38,7 @@ from dockerpush import measure_docker
 from servers import (
     MemoryWatch,
     Missing,
+    cpu_seconds,
     find_binary,
     start_distribution,
     start_nginx,
@@ -61,7 +62,7 @@ class Figure:
     label: str
     unit: str
     baseline: str | None  # the server the ratio divides by; None: an absolute target
-    target: float
+    target: float | None  # None: shown for understanding, no target
     higher_is_better: bool = True
 
 
@@ -77,6 +78,8 @@ def figures(settings):
                "MiB/s", "distribution", 4.0),
         Figure("push_streamed", f"streamed PATCH push {size} MiB", "MiB/s",
                "distribution", 4.0),
+        Figure("push_cpu", f"server CPU per {size} MiB push, all three kinds", "s",
+               "distribution", None, False),
         Figure("manifest_get", f"manifest GET, {settings.connections} connections",
                "req/s", "distribution", 2.0),
         Figure("manifest_p99", "manifest GET p99", "ms", "distribution", 1.0, False),
@@ -122,7 +125,7 @@ class Results:
         ratio = registry / base if registry is not None and base else None
         measured = ratio if figure.baseline else registry
         met = None
-        if measured is not None:
+        if measured is not None and figure.target is not None:
             met = measured >= figure.target
             if not figure.higher_is_better:
                 met = measured <= figure.target
@@ -140,6 +143,8 @@ class Results:
 
 
 def target_text(figure):
+    if figure.target is None:
+        return "-"
     sign = ">=" if figure.higher_is_better else "<="
     if figure.baseline is None:
         return f"{sign} {figure.target:g} {figure.unit}"
@@ -164,9 +169,13 @@ def measure_pushes(clients, blob, digest, settings, results):
         for key, method in rotated(kinds, round_number):
             for name in rotated(names, round_number):
                 push = method(clients[name])
+                used = cpu_seconds(clients[name].server)
                 speed = rate(settings.size, push, "bench/blob", blob, digest)
                 if round_number:
                     results.add(key, name, speed)
+                    results.add(
+                        "push_cpu", name, cpu_seconds(clients[name].server) - used
+                    )
 
 
 def rotated(items, turns):

@@ -318,6 +318,18 @@ def child_pids(pid):
     return children
 
 
+def cpu_seconds(server):
+    """CPU time, user and system, that a server's processes have used so far."""
+    ticks = 0
+    for pid in {server.process.pid, *server.worker_pids()}:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def resident_kib(pid):
     """VmRSS of a process in KiB, or 0 once it is gone."""
     try:
