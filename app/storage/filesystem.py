@@ -23,6 +23,7 @@ the catalog be listed with one directory read instead of a walk of ``repos/``;
 it is built from that walk when a store without it is opened.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -221,9 +222,9 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             for name in self._repositories_holding(MANIFESTS):
                 entry = name.replace("/", CATALOG_SEPARATOR)
                 open(os.path.join(folder, entry), "wb").close()
-            os.rename(folder, os.path.join(self.root, CATALOG))
-        except OSError:
-            pass  # another process built it first
+            # Another process may have built it first: then its own stays.
+            with contextlib.suppress(OSError):
+                os.rename(folder, os.path.join(self.root, CATALOG))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
