@@ -254,6 +254,16 @@ def test_expired_uploads_are_removed_and_fresh_ones_kept(client, storage):
     assert storage.upload_size(NAME, fresh) == 0
 
 
+def test_old_leftovers_in_tmp_are_removed_files_and_folders(storage):
+    tmp = os.path.join(storage.root, "tmp")
+    os.makedirs(os.path.join(tmp, "half-built", "inner"))
+    with open(os.path.join(tmp, "half-written"), "wb") as leftover:
+        leftover.write(b"partial")
+    age_everything(storage)
+    collect(storage, upload_expiry=HOUR)
+    assert os.listdir(tmp) == []
+
+
 def test_uploads_are_left_alone_without_an_expiry(storage):
     upload_id = storage.create_upload(NAME)
     age_everything(storage)

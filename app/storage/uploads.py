@@ -123,7 +123,11 @@ class FilesystemUploads:
         with os.scandir(self._path("tmp")) as entries:
             for entry in entries:
                 try:
-                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
                         os.unlink(entry.path)
                 except FileNotFoundError:
                     continue  # renamed into place since the listing
