@@ -22,6 +22,8 @@ DEFAULTS = {
     "REGISTRY_HTPASSWD_FILE": None,
     # The bcrypt cost of the hashes ``registry user`` writes (4 to 31).
     "REGISTRY_BCRYPT_ROUNDS": 12,
+    # The fewest characters a password set by ``registry user`` may have.
+    "REGISTRY_PASSWORD_MIN_LENGTH": 8,
     # The groups file (``group: user user`` lines); None means "groups" in the instance.
     "REGISTRY_GROUPS_FILE": None,
     # Who may pull, push and delete what: a list of rules (see the README), first

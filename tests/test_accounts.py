@@ -29,22 +29,28 @@ def invoke(runner, *args, password=None):
 
 def test_user_add_writes_a_bcrypt_hash_readable_by_owner_only(app, tmp_path):
     result = invoke(
-        app.test_cli_runner(), "add", "alice", "--password-stdin", password="s3cret"
+        app.test_cli_runner(),
+        "add",
+        "alice",
+        "--password-stdin",
+        password="s3cret-long",
     )
     htpasswd = tmp_path / "htpasswd"
     assert result.exit_code == 0, result.output
     assert htpasswd.stat().st_mode & 0o777 == 0o600
     name, hashed = htpasswd.read_text().strip().split(":", 1)
     assert name == "alice" and hashed.startswith("$2y$")
-    assert "s3cret" not in htpasswd.read_text()
+    assert "s3cret-long" not in htpasswd.read_text()
 
 
 def test_user_add_from_a_prompt_asks_twice(app, accounts):
     runner = app.test_cli_runner()
-    result = runner.invoke(args=["registry", "user", "add", "bob"], input="pw1\npw1\n")
+    result = runner.invoke(
+        args=["registry", "user", "add", "bob"], input="pw1-long\npw1-long\n"
+    )
     assert result.exit_code == 0, result.output
-    assert accounts.authenticate("bob", "pw1").name == "bob"
-    assert "pw1" not in result.output
+    assert accounts.authenticate("bob", "pw1-long").name == "bob"
+    assert "pw1-long" not in result.output
 
 
 def test_right_password_signs_in_and_wrong_ones_do_not(accounts):
@@ -83,11 +89,15 @@ def test_users_written_by_another_process_are_seen_without_restart(app, tmp_path
 def test_passwd_changes_the_password(app, accounts):
     accounts.set_password("alice", "old")
     result = invoke(
-        app.test_cli_runner(), "passwd", "alice", "--password-stdin", password="new"
+        app.test_cli_runner(),
+        "passwd",
+        "alice",
+        "--password-stdin",
+        password="new-long",
     )
     assert result.exit_code == 0, result.output
     assert accounts.authenticate("alice", "old") is None
-    assert accounts.authenticate("alice", "new").name == "alice"
+    assert accounts.authenticate("alice", "new-long").name == "alice"
 
 
 def test_remove_deletes_the_user(app, accounts):
@@ -111,7 +121,7 @@ def test_commands_on_the_wrong_user_fail_and_change_nothing(
 ):
     accounts.set_password("alice", "pw")
     before = (tmp_path / "htpasswd").read_bytes()
-    result = invoke(app.test_cli_runner(), *args, password="other")
+    result = invoke(app.test_cli_runner(), *args, password="other-long")
     assert result.exit_code != 0
     assert (tmp_path / "htpasswd").read_bytes() == before
 
@@ -119,11 +129,11 @@ def test_commands_on_the_wrong_user_fail_and_change_nothing(
 @pytest.mark.parametrize(
     ("name", "password"),
     [
-        ("Alice", "pw"),
-        ("al:ice", "pw"),
-        ("al ice", "pw"),
-        ("alice-", "pw"),
-        ("a" * 65, "pw"),
+        ("Alice", "pw-long-enough"),
+        ("al:ice", "pw-long-enough"),
+        ("al ice", "pw-long-enough"),
+        ("alice-", "pw-long-enough"),
+        ("a" * 65, "pw-long-enough"),
         ("alice", ""),
         ("alice", "x" * 73),
     ],
@@ -136,6 +146,27 @@ def test_bad_names_and_passwords_are_refused_with_one_line(
     )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert not (tmp_path / "htpasswd").exists()
+
+
+@pytest.mark.parametrize("command", ["add", "passwd"])
+def test_a_password_shorter_than_the_minimum_is_refused(tmp_path, command):
+    app = make_app(tmp_path, REGISTRY_PASSWORD_MIN_LENGTH=10)
+    if command == "passwd":
+        add_user(app, "alice", "old password")
+    result = invoke(
+        app.test_cli_runner(),
+        command,
+        "alice",
+        "--password-stdin",
+        password="123456789",
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: the password is shorter than 10 characters "
+        "(REGISTRY_PASSWORD_MIN_LENGTH)"
+    ]
+    accounts = app.extensions["registry_accounts"]
+    assert accounts.authenticate("alice", "123456789") is None
 
 
 def test_list_shows_users_with_their_groups(app, accounts, tmp_path):

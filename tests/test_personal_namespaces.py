@@ -82,7 +82,8 @@ def test_a_user_named_like_a_protected_namespace_does_not_take_it_over(tmp_path)
 
 def test_user_add_refuses_a_name_a_rule_claims_as_namespace(app):
     result = app.test_cli_runner().invoke(
-        args=["registry", "user", "add", "--password-stdin", "secret"], input="pw\n"
+        args=["registry", "user", "add", "--password-stdin", "secret"],
+        input="pw-long-enough\n",
     )
     assert result.exit_code != 0
     assert "namespace" in result.output
@@ -91,7 +92,8 @@ def test_user_add_refuses_a_name_a_rule_claims_as_namespace(app):
 
 def test_user_add_takes_a_name_no_rule_claims(app):
     result = app.test_cli_runner().invoke(
-        args=["registry", "user", "add", "--password-stdin", "dave"], input="pw\n"
+        args=["registry", "user", "add", "--password-stdin", "dave"],
+        input="pw-long-enough\n",
     )
     assert result.exit_code == 0, result.output
     assert app.extensions["registry_accounts"].find("dave") is not None

@@ -25,6 +25,12 @@ def read_password(from_stdin):
 
 def store_password(name, password):
     """Set the user's password, turning a refusal into a one-line error."""
+    shortest = current_app.config["REGISTRY_PASSWORD_MIN_LENGTH"]
+    if len(password) < shortest:
+        raise click.ClickException(
+            f"the password is shorter than {shortest} characters "
+            "(REGISTRY_PASSWORD_MIN_LENGTH)"
+        )
     try:
         get_accounts().set_password(name, password)
     except AccountError as error:
