@@ -21,7 +21,7 @@ from app.documents import DocumentError, parse_document
 from app.errors import DigestInvalid
 from app.events import record_event
 from app.reference import parse_digest
-from app.storage.errors import ManifestNotFound, RepositoryNotFound
+from app.storage.errors import BlobNotFound, ManifestNotFound, RepositoryNotFound
 from app.ui.inventory import human_size
 
 DEFAULT_GRACE = DEFAULTS["REGISTRY_GC_GRACE"]
@@ -70,10 +70,15 @@ class CollectionResult:
         if not self.dry_run:
             record_event(self.EVENTS[kind], **item.to_dict(self.KINDS[kind]))
 
+    # A manifest's size is its blob's, which the blobs line counts when the blob
+    # goes (a record's own file is a few bytes): the total leaves it out.
+    FREEING_KINDS = ("blob_links", "blobs", "uploads")
+
     @property
     def freed_bytes(self):
-        """Bytes of every removed file together."""
-        return sum(item.size for kind in self.KINDS for item in getattr(self, kind))
+        """Bytes of every removed file together: blobs, links and uploads."""
+        kinds = self.FREEING_KINDS
+        return sum(item.size for kind in kinds for item in getattr(self, kind))
 
     def summary_lines(self):
         """Return one line per kind with its count and size, then the total."""
@@ -245,10 +250,19 @@ def sweep_manifests(storage, marks, cutoff, result):
             item = repository.records[digest]
             sweep = partial(remove_manifest, storage, name, digest)
             if removed(item, cutoff, result, sweep):
-                result.add("manifests", Freed(str(digest), item.size, name))
+                size = manifest_size(storage, digest)
+                result.add("manifests", Freed(str(digest), size, name))
             elif not result.dry_run:
                 # Touched since marking: keep it and all it references.
                 mark_manifests(storage, name, [digest], repository)
+
+
+def manifest_size(storage, digest):
+    """Return the size of a manifest's own blob; 0 if the store lacks it."""
+    try:
+        return storage.blob_size(digest)
+    except BlobNotFound:
+        return 0
 
 
 def keepers_first(storage, name, digests):

@@ -155,6 +155,23 @@ def test_untagged_manifest_is_removed_with_untagged(client, storage):
     assert [item.key for item in result.manifests] == [str(digest)]
 
 
+def test_a_removed_manifest_counts_its_own_size_once(client, storage):
+    digest = untagged_image(client, storage)
+    manifest_size = storage.blob_size(digest)
+    layer_size = storage.blob_size(blob_of(b"untagged layer"))
+    result = collect(storage, untagged=True)
+    assert [item.size for item in result.manifests] == [manifest_size]
+    blob_sizes = sum(item.size for item in result.blobs)
+    assert manifest_size + layer_size <= blob_sizes == result.freed_bytes
+
+
+def test_command_manifests_line_shows_the_manifest_size(client, runner, storage):
+    digest = untagged_image(client, storage)
+    size = storage.blob_size(digest)
+    result = runner.invoke(args=["registry", "gc", "--untagged", "--grace", "0"])
+    assert f"manifests: removed 1 ({size} B)" in result.output.splitlines()
+
+
 def index_over(storage, children):
     """Return an OCI index over child manifests the repository holds."""
     return {
