@@ -171,7 +171,7 @@ def inspect_image(storage, text):
     details = {
         "name": reference.name,
         "digest": str(manifest.digest),
-        "mediaType": manifest.media_type,
+        "media_type": manifest.media_type,
         "size": sum(blobs.values()),
         "tags": storage.find_tags(reference.name, manifest.digest),
     }
@@ -192,13 +192,16 @@ def described(descriptor):
     """Return a descriptor's digest, media type and size; None for a bad one."""
     return {
         "digest": str(descriptor["digest"]),
-        "mediaType": text_or_none(descriptor.get("mediaType")),
+        "media_type": text_or_none(descriptor.get("mediaType")),
         "size": declared_size(descriptor),
     }
 
 
 def platform_of(entry):
-    """Return an index entry's platform object, or None if it has none."""
+    """Return an index entry's platform object, or None if it has none.
+
+    The object is quoted from the index as it stands, OCI field names and all.
+    """
     platform = entry.get("platform")
     return platform if isinstance(platform, dict) else None
 
@@ -207,10 +210,10 @@ def image_config(storage, document):
     """Return the parts of an image config a person looks for, if it is one."""
     config = config_descriptor(document)
     if not config:
-        return {"digest": None, "mediaType": None}
+        return {"digest": None, "media_type": None}
     summary = {
         "digest": str(config[0]["digest"]),
-        "mediaType": text_or_none(config[0].get("mediaType")),
+        "media_type": text_or_none(config[0].get("mediaType")),
     }
     try:
         parsed = parse_document(storage.read_blob(config[0]["digest"]))
@@ -273,8 +276,9 @@ def format_usage(usage):
     """Return a DiskUsage as lines a person reads."""
     unused = human_size(usage.unreferenced)
     lines = [
-        f"total: {human_size(usage.total)} in {usage.blobs} blobs",
-        f"referenced by no manifest: {unused} in {usage.unreferenced_blobs} blobs",
+        f"total: {human_size(usage.total)} in {count_of(usage.blobs, 'blob')}",
+        f"referenced by no manifest: {unused} in "
+        f"{count_of(usage.unreferenced_blobs, 'blob')}",
     ]
     rows = [
         (entry["name"], *(human_size(entry[key]) for key in USAGE_COLUMNS))
@@ -282,6 +286,11 @@ def format_usage(usage):
     ]
     header = ("REPOSITORY", *(key.upper() for key in USAGE_COLUMNS))
     return "\n".join(lines) + "\n\n" + format_table(header, rows)
+
+
+def count_of(number, noun):
+    """Return ``1 blob`` or ``2 blobs``: a count with its noun in the right number."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def format_table(header, rows):

@@ -64,6 +64,24 @@ def test_inspect_shows_config_and_layers(runner, seeded):
     assert [layer["size"] for layer in details["layers"]] == [9, 9]
 
 
+def test_inspect_and_ls_name_fields_alike(runner, seeded):
+    listed = json.loads(invoke(runner, "ls", "hello", "--json").output)[0]
+    details = json.loads(invoke(runner, "inspect", "hello:v1").output)
+
+    assert details["media_type"] == listed["media_type"]
+    keys = {*details, *details["config"], *details["layers"][0]}
+    assert not {key for key in keys if any(c.isupper() for c in key)}
+
+
+def test_du_counts_one_blob_in_the_singular(runner, storage):
+    seed_image(storage, "hello", "v1", layers=())
+    storage.delete_blob(storage.resolve_tag("hello", "v1"))
+
+    lines = invoke(runner, "du").output.splitlines()
+
+    assert lines[0].endswith(" in 1 blob")
+
+
 def test_rm_of_a_tag_keeps_the_manifest(runner, storage, seeded):
     result = invoke(runner, "rm", "hello:v2")
 
@@ -121,7 +139,7 @@ def test_du_counts_blobs_no_manifest_references(runner, storage, seeded):
 
     result = invoke(runner, "du")
 
-    assert "referenced by no manifest: 9 B in 1 blobs" in result.output
+    assert "referenced by no manifest: 9 B in 1 blob" in result.output.splitlines()
     assert result.output.splitlines()[3].split() == [
         "REPOSITORY", "SIZE", "SHARED", "UNIQUE"
     ]  # fmt: skip
