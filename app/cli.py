@@ -156,18 +156,36 @@ def inspect_command(reference):
 
 @registry.command("rm")
 @click.argument("reference")
-def rm_command(reference):
-    """Remove tag NAME:TAG, or manifest NAME@DIGEST with every tag pointing at it.
+@click.option("--yes", is_flag=True, help="Remove a whole repository without asking.")
+def rm_command(reference, yes):
+    """Remove tag NAME:TAG, manifest NAME@DIGEST with its tags, or repository NAME.
 
+    A repository goes with every tag and manifest it holds, after a question.
     The bytes stay in the store until garbage collection.
     """
     from app.inventory import InventoryError, remove_image
 
     try:
-        removed = remove_image(get_storage(), reference)
+        if ":" in reference.rpartition("/")[2] or "@" in reference:
+            removed = remove_image(get_storage(), reference)
+        else:
+            removed = remove_whole_repository(reference, yes)
     except InventoryError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"removed {removed}")
+
+
+def remove_whole_repository(text, yes):
+    """Ask (unless ``yes``), then remove a repository; return what to print."""
+    from app.inventory import count_of, remove_repository, repository_contents
+
+    name, tags, digests = repository_contents(get_storage(), text)
+    if not yes:
+        held = f"{count_of(len(tags), 'tag')}, {count_of(len(digests), 'manifest')}"
+        click.confirm(f"Remove repository {name} ({held})?", abort=True)
+    manifests, tags_removed = remove_repository(get_storage(), name)
+    removed = f"{count_of(manifests, 'manifest')}, {count_of(tags_removed, 'tag')}"
+    return f"repository {name} ({removed})"
 
 
 @registry.command("du")

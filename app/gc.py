@@ -49,6 +49,8 @@ class CollectionResult:
     blob_links: list = field(default_factory=list)
     blobs: list = field(default_factory=list)
     uploads: list = field(default_factory=list)
+    # Repository folders left empty (by deletes or by this sweep) and removed.
+    folders: int = 0
 
     # Each kind, with what its items' keys are called in reports and logs.
     KINDS = {
@@ -143,9 +145,14 @@ def collect_garbage(
     if upload_expiry is not None:
         report("expiring uploads")
         expire_uploads(storage, upload_expiry, result)
+    if not dry_run:
+        report("removing empty folders")
+        # Judged at this moment: the sweeps above just emptied some of them.
+        result.folders = storage.sweep_empty_folders(time.time() - grace)
 
     if not dry_run:
         counts = {kind: len(getattr(result, kind)) for kind in result.KINDS}
+        counts["folders"] = result.folders
         record_event("garbage collected", size=result.freed_bytes, **counts)
     return result
 

@@ -244,6 +244,32 @@ def remove_image(storage, text):
     return reference
 
 
+def repository_contents(storage, text):
+    """Return the name, tags and manifest digests of the repository ``text`` names."""
+    reference = parse_image_reference(text, require_tag_or_digest=False)
+    if reference.tag or reference.digest:
+        raise InventoryError(f"{text!r}: give a repository NAME alone")
+    try:
+        tags = storage.list_tags(reference.name)
+    except StorageError:
+        raise InventoryError(f"no repository named {reference.name}") from None
+    return reference.name, tags, storage.list_manifests(reference.name)
+
+
+def remove_repository(storage, name):
+    """Remove every manifest and tag of a repository; return how many of each."""
+    name, tags, digests = repository_contents(storage, name)
+    for digest in digests:
+        try:
+            remove_manifest(storage, name, digest)
+        except StorageError:
+            continue  # removed by another request since the listing
+    for tag in storage.list_tags(name):  # tags naming no manifest it holds
+        storage.delete_tag(name, tag)
+        record_event("tag deleted", repository=name, reference=tag)
+    return len(digests), len(tags)
+
+
 def disk_usage(storage):
     """Return the DiskUsage of the whole store, measured as the web UI does."""
     measured = measure_usage(storage, storage.list_repositories())

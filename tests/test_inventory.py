@@ -103,7 +103,6 @@ def test_rm_of_a_digest_removes_the_manifest_and_its_tags(runner, storage, seede
     "reference, message",
     [
         ("hello:absent", "hello:absent is not in the registry"),
-        ("hello", "give NAME:TAG or NAME@DIGEST"),
         ("hello@sha256:1234", "provided digest is not valid"),
         ("UPPER:v1", "invalid repository name"),
     ],

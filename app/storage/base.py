@@ -91,7 +91,10 @@ class Storage:
         raise NotImplementedError
 
     def list_repositories(self):
-        """Return the names of all repositories, in lexical order."""
+        """Return, in lexical order, the names of repositories holding a manifest.
+
+        A repository whose every manifest and tag was deleted is left out.
+        """
         raise NotImplementedError
 
     def list_stored_repositories(self):
@@ -227,6 +230,14 @@ class Storage:
     def remove_referrer(self, name, subject, digest):
         """Forget that manifest ``digest`` refers to ``subject``; tell if it did."""
         raise NotImplementedError
+
+    def sweep_empty_folders(self, cutoff):
+        """Remove repository folders left empty since ``cutoff``; return their count.
+
+        A driver without folders has nothing to do. A write into a folder being
+        removed must still succeed.
+        """
+        return 0
 
     # Uploads: bytes received across requests, on any worker, then committed.
 

@@ -46,6 +46,30 @@ class FilesystemCollection:
     def sweep_manifest(self, name, digest, cutoff):
         return self._sweep_file(self._record_path(name, MANIFESTS, digest), cutoff)
 
+    def sweep_empty_folders(self, cutoff):
+        repos = self._path("repos")
+        ages = {}
+        for folder, _subfolders, _files in os.walk(repos):
+            try:
+                ages[folder] = os.stat(folder).st_mtime
+            except FileNotFoundError:
+                continue  # removed since the walk listed it
+        removed = 0
+        # Deepest first, each judged by its age before the sweep began: removing
+        # a subfolder makes its parent look new. A write that made one of these
+        # folders (or found it there) just before it went makes it again.
+        for folder in sorted(ages, key=len, reverse=True):
+            if folder == repos or ages[folder] > cutoff:
+                continue
+            try:
+                os.rmdir(folder)
+            except OSError:
+                continue  # not empty, or already gone
+            removed += 1
+        if removed:
+            self._forget_removed_repositories()
+        return removed
+
     def _record_path(self, name, kind, digest):
         """Return the path of a repository's record of one kind for a digest."""
         return self._repository_path(name, kind, digest.algorithm, digest.hex)

@@ -30,6 +30,7 @@ import shutil
 import stat
 import tempfile
 import time
+import uuid
 
 from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
@@ -53,6 +54,9 @@ SETTLED_NANOSECONDS = 2 * 10**9
 CACHED_TAG_LISTS = 4096
 # Repository names never hold "+", so it stands for "/" in catalog entries.
 CATALOG_SEPARATOR = "+"
+# How often a write makes its folder again when garbage collection removed it
+# at the same moment; each collection removes a folder at most once.
+FOLDER_ATTEMPTS = 8
 
 
 class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
@@ -119,8 +123,17 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         _sync(temporary_path)
         folder = os.path.dirname(path)
         created = _missing_folders(folder)
-        os.makedirs(folder, exist_ok=True)
-        os.replace(temporary_path, path)
+        for attempt in range(FOLDER_ATTEMPTS):
+            try:
+                os.makedirs(folder, exist_ok=True)
+                os.replace(temporary_path, path)
+                break
+            except FileNotFoundError:
+                # Garbage collection removed an empty folder on the way; make it
+                # again, fresh, so that collection leaves it alone this time.
+                if attempt == FOLDER_ATTEMPTS - 1:
+                    raise
+                created = _missing_folders(folder)
         for changed in [folder, *(os.path.dirname(new) for new in created)]:
             _sync(changed)
 
@@ -197,7 +210,16 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def list_repositories(self):
         entries = os.listdir(self._path(CATALOG))
-        return sorted(entry.replace(CATALOG_SEPARATOR, "/") for entry in entries)
+        names = sorted(entry.replace(CATALOG_SEPARATOR, "/") for entry in entries)
+        return [name for name in names if self._holds_manifest_or_tag(name)]
+
+    def _holds_manifest_or_tag(self, name):
+        """Tell whether a repository has a manifest record or a tag left."""
+        if _has_entry(self._repository_path(name, TAGS)):
+            return True
+        folder = self._repository_path(name, MANIFESTS)
+        algorithms = _list_folder(folder)
+        return any(_has_entry(os.path.join(folder, entry)) for entry in algorithms)
 
     def _repositories_holding(self, *kinds):
         """Return the names of repositories with any of these folders, sorted."""
@@ -214,6 +236,27 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         path = self._path(CATALOG, name.replace("/", CATALOG_SEPARATOR))
         if not os.path.exists(path):
             self._write_file(path, b"")
+
+    def _forget_removed_repositories(self):
+        """Take out of the catalog the repositories whose folders gc removed.
+
+        Each entry is moved aside before its repository is looked at, so a push
+        that stores a manifest meanwhile either is seen and its entry put back,
+        or finds no entry and writes a new one that this never removes.
+        """
+        for entry in _list_folder(self._path(CATALOG)):
+            name = entry.replace(CATALOG_SEPARATOR, "/")
+            if self.repository_exists(name):
+                continue
+            aside = os.path.join(self.root, "tmp", f"catalog-{uuid.uuid4()}")
+            try:
+                os.rename(self._path(CATALOG, entry), aside)
+            except FileNotFoundError:
+                continue
+            if self.repository_exists(name):
+                os.replace(aside, self._path(CATALOG, entry))
+            else:
+                os.unlink(aside)
 
     def _build_catalog(self):
         """Fill ``catalog/`` from a walk of ``repos/``, then rename it into place."""
@@ -406,6 +449,15 @@ def _missing_folders(folder):
         missing.append(folder)
         folder = os.path.dirname(folder)
     return missing
+
+
+def _has_entry(folder):
+    """Tell whether a folder exists and holds anything, reading one entry at most."""
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is not None
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _list_folder(folder):
