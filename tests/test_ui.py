@@ -323,6 +323,29 @@ def test_sign_in_goes_back_only_to_ui_pages(client, accounts):
     assert response.status_code == 303 and response.headers["Location"] == "/ui/"
 
 
+@pytest.mark.parametrize(
+    ("page", "link"),
+    [
+        (
+            "/ui/repositories/team/app",
+            "/ui/sign-in?next=%2Fui%2Frepositories%2Fteam%2Fapp",
+        ),
+        ("/ui/?name=a%26b", "/ui/sign-in?next=%2Fui%2F%3Fname%3Da%2526b"),
+    ],
+)
+def test_sign_in_link_leads_back_to_the_page_fully_encoded(client, storage, page, link):
+    seed_image(storage, "team/app", "latest")
+    assert f'href="{link}"' in client.get(page).get_data(as_text=True)
+
+
+def test_sign_in_link_brings_the_visitor_back(client, accounts):
+    token = form_token_of(client)
+    form = {"username": "alice", "password": "wonderland", "csrf_token": token}
+    page = "/ui/?name=a%26b"
+    response = client.post("/ui/sign-in", query_string={"next": page}, data=form)
+    assert response.status_code == 303 and response.headers["Location"] == page
+
+
 def test_sign_out_forgets_the_account(client, accounts):
     sign_in(client, "alice")
     token = form_token_of(client, "/ui/")

@@ -1,7 +1,7 @@
 """The pages under ``/ui/``; each answers plain JSON with ``?format=json``."""
 
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -198,6 +198,7 @@ def page_context():
         "may_delete": may_delete,
         "human_size": inventory.human_size,
         "human_time": inventory.human_time,
+        "sign_in_url": sign_in_url,
     }
 
 
@@ -252,6 +253,14 @@ def resolve(storage, name, reference):
 def pull_host():
     """Return the registry's host as the browser reached it, for pull commands."""
     return request.host if HOST_PATTERN.fullmatch(request.host) else FALLBACK_HOST
+
+
+def sign_in_url():
+    """Return the sign-in page's address, leading back to this page afterwards."""
+    target = request.path.encode()
+    if request.query_string:
+        target += b"?" + request.query_string
+    return url_for("ui.sign_in") + "?" + urlencode({"next": target})
 
 
 def safe_target(target):

@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.conftest import missing, need
 from tests.e2e.test_docker_pull import save_and_forget
+from tests.e2e.test_login import PASSWORD, USER, private_registry
 
 SCREENSHOTS_VARIABLE = "REGISTRY_UI_SCREENSHOTS"
 WAIT_SECONDS = 30
@@ -77,6 +78,35 @@ def seeded(registry_server, dockerd, busybox_image, tmp_path):
     archive = save_and_forget(dockerd, busybox_image, tmp_path / "img.tar")
     registry_server.flask("registry", "import", str(archive), "ui-demo:latest")
     return registry_server
+
+
+@pytest.fixture
+def private_seeded(dockerd, busybox_image, tmp_path):
+    """A registry with an account, holding the busybox image as ui-demo:latest."""
+    archive = save_and_forget(dockerd, busybox_image, tmp_path / "img.tar")
+    with private_registry(tmp_path / "private") as server:
+        server.flask("registry", "import", str(archive), "ui-demo:latest")
+        yield server
+
+
+def sign_in(driver, server):
+    """Sign in through the form as the private registry's account."""
+    from selenium.webdriver.common.by import By
+
+    driver.get(server.url + "/ui/sign-in")
+    driver.find_element(By.ID, "username").send_keys(USER)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.sign-in button"))
+
+
+def overflow_of(driver):
+    """Return how many pixels the page or any table box is wider than it shows."""
+    script = """
+        const boxes = [document.documentElement];
+        boxes.push(...document.querySelectorAll(".scroll"));
+        return Math.max(...boxes.map(box => box.scrollWidth - box.clientWidth));
+    """
+    return driver.execute_script(script)
 
 
 def text_of(driver):
@@ -174,3 +204,29 @@ def test_sign_in_form_posts_with_its_token(browser, seeded):
 
     # The form token was accepted, whichever worker answered; the account was not.
     assert "wrong username or password" in text_of(browser)
+
+
+def test_signed_in_desktop_shows_the_delete_column_without_scrolling(
+    browser, private_seeded, screenshots
+):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, private_seeded)
+    browser.get(private_seeded.url + "/ui/repositories/ui-demo")
+    screenshots(browser, "repository-signed-in")
+
+    delete = browser.find_element(By.LINK_TEXT, "Delete")
+    right_edge = delete.rect["x"] + delete.rect["width"]
+    assert overflow_of(browser) <= 0
+    assert right_edge <= browser.execute_script("return window.innerWidth")
+
+
+def test_phone_manifest_page_keeps_the_media_type_on_screen(
+    browser, seeded, screenshots
+):
+    browser.set_window_size(*PHONE_SIZE)
+    browser.get(seeded.url + "/ui/manifests/ui-demo/latest")
+    screenshots(browser, "manifest-phone")
+
+    assert "application/vnd.docker.distribution.manifest.v2+json" in text_of(browser)
+    assert overflow_of(browser) <= 0
