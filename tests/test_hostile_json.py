@@ -135,7 +135,7 @@ def test_inspect_of_an_image_with_a_deep_config_shows_the_rest(
     details = json.loads(result.output)
     assert details["config"] == {
         "digest": deep_config_image["config"]["digest"],
-        "mediaType": OCI_CONFIG,
+        "media_type": OCI_CONFIG,
     }
 
 

@@ -232,7 +232,7 @@ class Storage:
         raise NotImplementedError
 
     def sweep_empty_folders(self, cutoff):
-        """Remove repository folders left empty since ``cutoff``; return their count.
+        """Remove repository folders empty and unchanged since ``cutoff``; count them.
 
         A driver without folders has nothing to do. A write into a folder being
         removed must still succeed.

@@ -133,7 +133,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
                 # again, fresh, so that collection leaves it alone this time.
                 if attempt == FOLDER_ATTEMPTS - 1:
                     raise
-                created = _missing_folders(folder)
+                created += _missing_folders(folder)
         for changed in [folder, *(os.path.dirname(new) for new in created)]:
             _sync(changed)
 
