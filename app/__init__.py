@@ -10,10 +10,17 @@ from app.errors import register_error_handlers
 from app.events import configure_logging
 from app.storage import open_storage
 
+# The folder for the instance's config, accounts, keys and storage, when not
+# the ``instance`` folder of the checkout.
+INSTANCE_PATH_VARIABLE = "REGISTRY_INSTANCE_PATH"
+
 
 def create_app(test_config=None):
     """Build the application: config, storage, blueprints, errors, CLI."""
-    app = Flask(__name__, instance_relative_config=True)
+    instance_path = os.environ.get(INSTANCE_PATH_VARIABLE) or None
+    if instance_path is not None:
+        instance_path = os.path.abspath(instance_path)
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     load_config(app, test_config)
     configure_logging(app.config)
     os.makedirs(app.instance_path, exist_ok=True)

@@ -2,16 +2,31 @@
 
 import hashlib
 import json
+import os
 
 import pytest
 from flask.testing import FlaskClient
 
-from app import create_app
+from app import INSTANCE_PATH_VARIABLE, create_app
 from app.reference import compute_digest
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_instance_folder(tmp_path_factory):
+    """Point every app, and every server or command a test starts, at a temporary
+    instance folder, so nothing a test does reads or writes the checkout's own."""
+    folder = tmp_path_factory.mktemp("instance")
+    saved = os.environ.get(INSTANCE_PATH_VARIABLE)
+    os.environ[INSTANCE_PATH_VARIABLE] = str(folder)
+    yield folder
+    if saved is None:
+        del os.environ[INSTANCE_PATH_VARIABLE]
+    else:
+        os.environ[INSTANCE_PATH_VARIABLE] = saved
 
 
 @pytest.fixture
