@@ -34,6 +34,12 @@ sendfile = True
 accesslog = "-"
 logger_class = "accesslog.RedactingLogger"
 
+# The same threaded worker, made safe from slow clients: a request head must
+# arrive within REGISTRY_HEADER_TIMEOUT seconds (10) of its first byte, a body or
+# response may stall for REGISTRY_BODY_TIMEOUT seconds (120), and requests
+# gunicorn refuses are answered in the OCI error format (app/server.py).
+worker_class = "app.server.RegistryWorker"
+
 # No runtime control socket: its default path is one per user, so several
 # registries on one machine would take it from each other.
 control_socket_disable = True

@@ -1,0 +1,298 @@
+"""The gunicorn worker the registry runs in: gthread, made safe from slow clients.
+
+gunicorn's threaded worker reads each request's head in a pool thread from a
+blocking socket, so a client that sends half a request line and stalls holds
+that thread for good, and a few of them freeze the worker. ``RegistryWorker``
+changes three things and leaves the rest (keep-alive, ``--max-requests``,
+graceful restarts, TLS, sendfile, the server hooks) to gunicorn:
+
+- a connection waits in the worker's poller, taking no thread, until the head
+  of its next request (request line and headers) is in; over plain HTTP the
+  poller gathers the head itself, so a half-sent head costs a socket, not a
+  thread. Under TLS the thread takes over at the first bytes (the handshake
+  needs it) and reads the head against the same deadline;
+- the head must arrive within the header timeout, counted from the accept or,
+  on a kept-alive connection, from the request's first byte; late, it is
+  answered 408 and the connection closed;
+- the body and the response get an idle timeout instead: a read or write that
+  makes no progress for that long fails, one that moves on may go on for hours.
+
+Requests gunicorn refuses before the application sees them (a head too large,
+two Content-Length headers, bare LF line ends, ...) are answered in the OCI
+error format with the status gunicorn chose.
+
+Both timeouts are read from the environment, in seconds:
+``REGISTRY_HEADER_TIMEOUT`` and ``REGISTRY_BODY_TIMEOUT``.
+"""
+
+import contextlib
+import json
+import os
+import selectors
+import time
+from functools import partial
+
+from gunicorn import util
+from gunicorn.http import errors as http_errors
+from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+HEADER_TIMEOUT_VARIABLE = "REGISTRY_HEADER_TIMEOUT"
+BODY_TIMEOUT_VARIABLE = "REGISTRY_BODY_TIMEOUT"
+DEFAULT_HEADER_TIMEOUT = 10.0
+DEFAULT_BODY_TIMEOUT = 120.0
+# The poller reads a head in pieces of this size, and leaves heads longer than
+# this to the thread (which reads the rest against the deadline, and refuses
+# heads over gunicorn's limits).
+HEAD_READ_SIZE = 64 * 1024
+HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
+
+# Errors in how a body's length is framed: the OCI code for a body whose length
+# does not hold is SIZE_INVALID.
+FRAMING_HEADERS = frozenset({"CONTENT-LENGTH", "TRANSFER-ENCODING"})
+FRAMING_ERRORS = (
+    http_errors.UnsupportedTransferCoding,
+    http_errors.InvalidChunkSize,
+    http_errors.ChunkMissingTerminator,
+    http_errors.InvalidChunkExtension,
+)
+
+
+def timeout_from_environment(variable, default):
+    """Return the positive number of seconds ``variable`` holds, or ``default``."""
+    value = os.environ.get(variable)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{variable} is not a number of seconds: {value!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"{variable} must be more than 0 seconds: {value!r}")
+    return seconds
+
+
+class HeadTimeout(Exception):
+    """The request head did not arrive within the header timeout."""
+
+    def __str__(self):
+        return "request head not received in time"
+
+
+class HeadDeadlineUnreader(SocketUnreader):
+    """A socket reader that, while ``deadline`` is set, never waits past it."""
+
+    deadline = None
+
+    def chunk(self, size_hint=None):
+        if self.deadline is None:
+            return super().chunk(size_hint)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise HeadTimeout()
+        self.sock.settimeout(remaining)
+        try:
+            return super().chunk(size_hint)
+        except TimeoutError:
+            raise HeadTimeout() from None
+
+
+class RegistryConnection(TConn):
+    """A client connection whose every request head has a deadline."""
+
+    def __init__(self, cfg, sock, client, server, header_timeout):
+        super().__init__(cfg, sock, client, server)
+        self.header_timeout = header_timeout
+        # What the poller has read of the next request's head, and by when
+        # the rest must be in.
+        self.head = b""
+        self.head_deadline = None
+
+    def receive_head(self):
+        """Take what has arrived without waiting; return True once the head is in.
+
+        A closed connection counts as done too: the thread then meets its end.
+        """
+        data = self.sock.recv(HEAD_READ_SIZE)
+        self.head += data
+        if not data or len(self.head) >= HEAD_READ_SIZE:
+            return True
+        return any(end in self.head for end in HEAD_ENDS)
+
+    def init(self):
+        """Set up the connection once; start the head deadline of each request."""
+        if not self.initialized:
+            self.start_connection()
+        unreader = getattr(self.parser, "unreader", None)
+        if isinstance(unreader, HeadDeadlineUnreader):
+            unreader.unread(unreader.take_buffered() + self.head)
+            unreader.deadline = self.head_deadline or self.next_deadline()
+            self.head, self.head_deadline = b"", None
+
+    def next_deadline(self):
+        """Return by when a request head starting now must be in."""
+        return time.monotonic() + self.header_timeout
+
+    def start_connection(self):
+        """Shake hands (TLS) within the header timeout; read heads with a deadline."""
+        self.sock.settimeout(self.header_timeout)
+        try:
+            super().init()
+        except TimeoutError:
+            # A stalled TLS handshake: there is no channel to answer on.
+            raise StopIteration("TLS handshake not finished in time") from None
+        unreader = getattr(self.parser, "unreader", None)
+        if type(unreader) is not SocketUnreader:
+            self.sock.settimeout(None)  # HTTP/2: gunicorn's own handling
+            return
+        replacement = HeadDeadlineUnreader(self.sock)
+        replacement.unread(unreader.take_buffered())
+        self.parser.unreader = replacement
+
+    def start_body(self, body_timeout):
+        """The head is in: from now on only an idle socket times out."""
+        self.parser.unreader.deadline = None
+        self.sock.settimeout(body_timeout)
+
+
+class RegistryWorker(ThreadWorker):
+    """gunicorn's gthread worker with deadlines for slow clients and OCI errors."""
+
+    def init_process(self):
+        self.header_timeout = timeout_from_environment(
+            HEADER_TIMEOUT_VARIABLE, DEFAULT_HEADER_TIMEOUT
+        )
+        self.body_timeout = timeout_from_environment(
+            BODY_TIMEOUT_VARIABLE, DEFAULT_BODY_TIMEOUT
+        )
+        super().init_process()
+
+    def accept(self, listener):
+        """Accept a connection and let it wait for its request head in the poller."""
+        try:
+            client_sock, client_addr = listener.accept()
+        except (BlockingIOError, ConnectionAbortedError):
+            return  # another worker took it, or the client gave up
+        self.nr_conns += 1
+        conn = RegistryConnection(
+            self.cfg, client_sock, client_addr, listener.getsockname(),
+            self.header_timeout,
+        )  # fmt: skip
+        self.wait_for_head(conn)
+
+    def wait_for_head(self, conn):
+        """Park ``conn`` in the poller until its head is in, or its time is up."""
+        conn.timeout = conn.head_deadline = conn.next_deadline()
+        self.pending_conns.append(conn)
+        if self.cfg.is_ssl:
+            callback = partial(self.on_pending_socket_readable, conn)
+        else:
+            callback = partial(self.on_head_readable, conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, callback)
+
+    def on_head_readable(self, conn, client):
+        """Gather the head as it arrives; hand the connection on once it is in."""
+        try:
+            complete = conn.receive_head()
+        except BlockingIOError:
+            return
+        except OSError:
+            complete = True  # the thread meets the error and closes
+        if complete:
+            self.on_pending_socket_readable(conn, client)
+
+    def on_client_socket_readable(self, conn, client):
+        """A kept-alive connection's next request begins: wait for its head."""
+        if not isinstance(conn, RegistryConnection):
+            super().on_client_socket_readable(conn, client)
+            return
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self.wait_for_head(conn)
+
+    def murder_pending(self):
+        """Close connections whose head is late, answering 408 to those that began."""
+        now = time.monotonic()
+        while self.pending_conns and self.pending_conns[0].timeout <= now:
+            conn = self.pending_conns.popleft()
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.poller.unregister(conn.sock)
+            if getattr(conn, "head", b""):
+                self.log.warning("Slow request head from ip=%s", conn.client[0])
+                self.send_error(conn.sock, 408, "Request Timeout", HeadTimeout())
+            self.nr_conns -= 1
+            conn.close()
+
+    def handle_request(self, req, conn):
+        """Serve a request whose head has arrived, under the body's idle timeout."""
+        if isinstance(conn, RegistryConnection):
+            conn.start_body(self.body_timeout)
+        return super().handle_request(req, conn)
+
+    def handle_error(self, req, client, addr, exc):
+        """Answer an error gunicorn met outside the application in OCI JSON."""
+        if isinstance(exc, HeadTimeout):
+            self.log.warning("Slow request head from ip=%s", (addr or ("",))[0])
+            status, reason = 408, "Request Timeout"
+        else:
+            # gunicorn logs the error and picks the status; only its page is
+            # replaced.
+            recorder = ResponseRecorder()
+            super().handle_error(req, recorder, addr, exc)
+            status, reason = recorder.status()
+        self.send_error(client, status, reason, exc)
+
+    def send_error(self, client, status, reason, exc):
+        """Send an OCI error response on a connection about to be closed."""
+        try:
+            util.write_nonblock(client, error_response(status, reason, exc))
+        except Exception:
+            self.log.debug("Failed to send error message.")
+
+
+class ResponseRecorder:
+    """Stands in for the client socket to keep what gunicorn would have sent."""
+
+    def __init__(self):
+        self.sent = b""
+
+    def gettimeout(self):
+        return 0.0
+
+    def sendall(self, data):
+        self.sent += data
+
+    def status(self):
+        """Return the status code and reason of the recorded response."""
+        status_line = self.sent.split(b"\r\n", 1)[0].decode("latin-1")
+        _version, code, reason = (status_line.split(" ", 2) + ["", ""])[:3]
+        if not code.isdigit():
+            return 500, "Internal Server Error"
+        return int(code), reason
+
+
+def error_code(status, exc):
+    """Return the OCI error code for a request gunicorn refused with ``status``."""
+    if status >= 500 and not isinstance(exc, http_errors.UnsupportedTransferCoding):
+        return "UNKNOWN"
+    if isinstance(exc, FRAMING_ERRORS):
+        return "SIZE_INVALID"
+    if getattr(exc, "hdr", None) in FRAMING_HEADERS:
+        return "SIZE_INVALID"
+    # The spec's code for a request with an invalid set of parameters.
+    return "UNSUPPORTED"
+
+
+def error_response(status, reason, exc):
+    """Return the bytes of a whole HTTP response with an OCI error body."""
+    message = str(exc) if status < 500 else "internal server error"
+    error = {"code": error_code(status, exc), "message": reason.lower(), "detail": None}
+    error["detail"] = {"reason": message}
+    body = json.dumps({"errors": [error]}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
