@@ -9,7 +9,7 @@ A view or the storage raises one of these; the handlers installed by
 import json
 import logging
 
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 from werkzeug.wrappers import Response
 
 from app.storage import errors as storage_errors
@@ -142,6 +142,7 @@ class TooManyRequests(RegistryError):
 HTTP_STATUS_ERRORS = {
     404: NameUnknown,
     405: Unsupported,
+    413: SizeInvalid,
     416: RangeNotSatisfiable,
 }
 
@@ -176,11 +177,13 @@ def render_storage_error(error):
 def render_http_exception(exception):
     """Return an OCI error response for an HTTPException Flask raised itself."""
     error_class = HTTP_STATUS_ERRORS.get(exception.code)
-    if error_class is None:
+    if isinstance(exception, ClientDisconnected):
+        error = SizeInvalid("request body ended before its Content-Length")
+    elif error_class is None:
         error = RegistryError(exception.description)
-        error.status = exception.code or 500
     else:
         error = error_class(detail={"reason": exception.description})
+    error.status = exception.code or 500
     response = render_error(error)
     for header, value in exception.get_headers():
         if header in ("Allow", "Content-Range"):

@@ -2,7 +2,7 @@
 
 from flask import request
 
-from app.v2 import base, blobs, manifests, referrers, tags, uploads
+from app.v2 import base, blobs, bodies, manifests, referrers, tags, uploads
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 # Answers that never carry a body, so they name no media type either.
@@ -14,6 +14,7 @@ def init_app(app):
     for module in (base, blobs, uploads, manifests, referrers, tags):
         app.register_blueprint(module.blueprint, url_prefix="/v2")
     app.after_request(add_api_version)
+    bodies.init_app(app)
 
 
 def add_api_version(response):

@@ -17,7 +17,7 @@ from app.errors import BlobUploadInvalid, DigestInvalid, UploadRangeInvalid
 from app.events import record_event
 from app.reference import parse_digest, validate_name
 from app.storage.errors import BlobNotFound
-from app.v2.bodies import request_body
+from app.v2.bodies import has_body, request_body
 
 blueprint = Blueprint("uploads", __name__)
 
@@ -78,7 +78,7 @@ def finish_upload(name, upload_id):
     start = chunk_start()
 
     storage = get_storage()
-    if start is not None or request.content_length:
+    if start is not None or has_body():
         storage.append_upload(name, upload_id, request_body(), start)
     storage.commit_upload(name, upload_id, digest)
 
