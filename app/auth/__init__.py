@@ -31,6 +31,10 @@ blueprint = Blueprint("auth", __name__)
 
 # A Host header is echoed into the challenge only if it is a plain host[:port].
 HOST_PATTERN = re.compile(r"[A-Za-z0-9.\-]+(?::[0-9]+)?|\[[0-9A-Fa-f:.]+\](?::[0-9]+)?")
+# Where a request with a Host header that is not host[:port] is sent instead,
+# when the server's own address is no better.
+FALLBACK_HOST = "127.0.0.1"
+DEFAULT_PORTS = {"http": "80", "https": "443"}
 CATALOG_ACTIONS = {"*"}
 TRUE_WORDS = {"1", "true", "yes"}
 
@@ -323,11 +327,23 @@ def require_access(resource_type=None, name=None, action=None):
     return grant
 
 
+def request_host():
+    """Return the request's Host if it is host[:port], else where the server listens."""
+    if HOST_PATTERN.fullmatch(request.host):
+        return request.host
+    name = request.environ.get("SERVER_NAME", "")
+    port = request.environ.get("SERVER_PORT", "")
+    if ":" in name:
+        name = f"[{name}]"
+    if port and port != DEFAULT_PORTS.get(request.scheme):
+        name = f"{name}:{port}"
+    return name if HOST_PATTERN.fullmatch(name) else FALLBACK_HOST
+
+
 def challenge(scope=None, error=None):
     """Return the WWW-Authenticate header pointing the client at ``/token``."""
-    host = request.host if HOST_PATTERN.fullmatch(request.host) else "127.0.0.1"
     parts = [
-        f'realm="{request.scheme}://{host}/token"',
+        f'realm="{request.scheme}://{request_host()}/token"',
         f'service="{get_signer().service}"',
     ]
     if scope:

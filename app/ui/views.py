@@ -14,7 +14,7 @@ from flask import (
     url_for,
 )
 
-from app.auth import HOST_PATTERN
+from app.auth import request_host
 from app.context import get_storage, require_deletes_enabled
 from app.errors import Denied, NameUnknown
 from app.events import record_event
@@ -28,9 +28,6 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint(
     "ui", __name__, template_folder="templates", static_folder="static"
 )
-
-# Pull commands name the registry as the browser reached it, unless that is odd.
-FALLBACK_HOST = "127.0.0.1"
 
 # Pages load only their own stylesheet and script, and no other site may frame
 # them, so a delete button cannot be clicked from under someone else's page.
@@ -252,7 +249,7 @@ def resolve(storage, name, reference):
 
 def pull_host():
     """Return the registry's host as the browser reached it, for pull commands."""
-    return request.host if HOST_PATTERN.fullmatch(request.host) else FALLBACK_HOST
+    return request_host()
 
 
 def sign_in_url():
