@@ -1,0 +1,316 @@
+"""Hostile HTTP against the real gunicorn: the server stays up and answers in OCI JSON.
+
+What is tested lives in gunicorn's worker, below the application: clients that
+send half a request and stall, request heads gunicorn refuses, and bodies whose
+chunked encoding breaks off. Each exchange is written byte by byte on a raw
+socket, since a well-behaved HTTP client cannot send any of it.
+"""
+
+import contextlib
+import hashlib
+import http.client
+import json
+import os
+import select
+import socket
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.e2e.conftest import Server, free_port, serving
+
+NAME = "hostile/app"
+# Held while the registry must keep answering: more than the shipped
+# configuration has threads in all its workers, by a wide margin.
+STALLED_CONNECTIONS = 40
+IDLE_CONNECTIONS = 20
+HALF_A_HEAD = b"GET /v2/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+# How long a test waits for an answer before calling the server stuck.
+CLIENT_TIMEOUT = 30
+# A head sent one line at a time, each line well inside the header timeout of
+# the strict server, the whole far beyond it.
+TRICKLED_LINES = 100
+TRICKLE_PAUSE = 0.2
+
+
+def start_server(tmp, **settings):
+    """Return a Server and the flags to serve it with gunicorn's shipped config."""
+    env = {
+        **os.environ,
+        "REGISTRY_STORAGE_ROOT": str(tmp / "storage"),
+        "REGISTRY_SIGNING_KEY_FILE": str(tmp / "signing.key"),
+        "REGISTRY_ANONYMOUS_PUSH": "true",
+        **settings,
+    }
+    return Server(free_port(), tmp / "storage", env, log=tmp / "gunicorn.log")
+
+
+@pytest.fixture(scope="module")
+def patient_server(tmp_path_factory):
+    """A registry that waits a whole minute for a request head."""
+    tmp = tmp_path_factory.mktemp("patient")
+    server = start_server(tmp, REGISTRY_HEADER_TIMEOUT="60")
+    with serving(server, tmp, "--bind", server.host):
+        yield server
+
+
+@pytest.fixture(scope="module")
+def strict_server(tmp_path_factory):
+    """A registry with short head and body timeouts, so tests can wait them out."""
+    tmp = tmp_path_factory.mktemp("strict")
+    server = start_server(tmp, REGISTRY_HEADER_TIMEOUT="1", REGISTRY_BODY_TIMEOUT="2")
+    with serving(server, tmp, "--bind", server.host):
+        yield server
+
+
+def connect(server):
+    return socket.create_connection(("127.0.0.1", server.port), CLIENT_TIMEOUT)
+
+
+def exchange(server, data, shut=False):
+    """Send raw bytes, optionally close our side; return the parsed response."""
+    with connect(server) as sock:
+        sock.sendall(data)
+        if shut:
+            sock.shutdown(socket.SHUT_WR)
+        return read_response(sock)
+
+
+def read_response(sock):
+    """Return (status, headers, body) of the response that arrives on ``sock``."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    with response:
+        return response.status, dict(response.getheaders()), response.read()
+
+
+def oci_code(headers, body):
+    """Return the OCI error code of an error response; fail if it is not OCI JSON."""
+    assert headers["Content-Type"] == "application/json"
+    return json.loads(body)["errors"][0]["code"]
+
+
+def token(server, scope):
+    query = urlencode({"scope": scope})
+    with server.open(f"/token?{query}") as response:
+        return json.load(response)["token"]
+
+
+@pytest.fixture(scope="module")
+def authorization(strict_server):
+    return f"Bearer {token(strict_server, f'repository:{NAME}:pull,push')}"
+
+
+def request_head(method, path, authorization, *fields):
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"Authorization: {authorization}", *fields, "", ""]
+    return "\r\n".join(lines).encode()
+
+
+def still_open(sock):
+    """True if the server has neither answered nor closed ``sock``."""
+    return not readable(sock, 0)
+
+
+def readable(sock, seconds):
+    """True once ``sock`` has data or an end to read, waiting at most ``seconds``."""
+    return bool(select.select([sock], [], [], seconds)[0])
+
+
+# Slow and idle clients.
+
+
+def test_stalled_and_idle_clients_do_not_block_others(patient_server):
+    with contextlib.ExitStack() as held:
+        stalled = []
+        for _ in range(STALLED_CONNECTIONS):
+            sock = held.enter_context(connect(patient_server))
+            sock.sendall(HALF_A_HEAD)
+            stalled.append(sock)
+        for _ in range(IDLE_CONNECTIONS):
+            held.enter_context(connect(patient_server))
+
+        with patient_server.open("/healthz") as response:
+            status = response.status
+
+        assert status == 200
+        assert all(still_open(sock) for sock in stalled)
+
+
+def test_half_sent_head_times_out_with_408(strict_server):
+    status, headers, body = exchange(strict_server, HALF_A_HEAD)
+
+    assert (status, oci_code(headers, body)) == (408, "UNSUPPORTED")
+
+
+def test_head_trickling_in_times_out_too(strict_server):
+    with connect(strict_server) as sock:
+        sock.sendall(HALF_A_HEAD)
+        for number in range(TRICKLED_LINES):
+            if readable(sock, TRICKLE_PAUSE):
+                break  # answered
+            sock.sendall(f"X-Slow-{number}: 1\r\n".encode())
+        status, headers, body = read_response(sock)
+
+    assert (status, oci_code(headers, body)) == (408, "UNSUPPORTED")
+
+
+def test_stalled_body_fails_and_leaves_the_upload_as_it_was(
+    strict_server, authorization
+):
+    location = start_upload(strict_server, authorization)
+    head = request_head(
+        "PATCH", location, authorization,
+        "Content-Type: application/octet-stream", "Content-Length: 1000",
+    )  # fmt: skip
+
+    status, headers, body = exchange(strict_server, head + b"x" * 10)
+
+    assert (status, oci_code(headers, body)) == (400, "SIZE_INVALID")
+    assert upload_range(strict_server, location, authorization) == "0-0"
+
+
+def test_server_answers_after_timeouts(strict_server):
+    with strict_server.open("/healthz") as response:
+        assert response.status == 200
+
+
+# Requests gunicorn refuses before the application sees them.
+
+MALFORMED = {
+    "header too large": (b"X-Big: " + b"a" * 9000 + b"\r\n", 431, "UNSUPPORTED"),
+    "too many headers": (
+        b"".join(b"X-%d: 1\r\n" % number for number in range(101)),
+        431,
+        "UNSUPPORTED",
+    ),
+    "negative length": (b"Content-Length: -5\r\n", 400, "SIZE_INVALID"),
+    "two lengths": (
+        b"Content-Length: 1\r\nContent-Length: 2\r\n",
+        400,
+        "SIZE_INVALID",
+    ),
+    "length and chunked": (
+        b"Content-Length: 1\r\nTransfer-Encoding: chunked\r\n",
+        400,
+        "SIZE_INVALID",
+    ),
+}
+
+
+@pytest.mark.parametrize("fields,status,code", MALFORMED.values(), ids=MALFORMED)
+def test_malformed_head_is_answered_in_oci_json(strict_server, fields, status, code):
+    data = b"PUT /v2/hostile/app/manifests/t HTTP/1.1\r\nHost: x\r\n" + fields
+    answer = exchange(strict_server, data + b"\r\n")
+
+    assert (answer[0], oci_code(*answer[1:])) == (status, code)
+
+
+@pytest.mark.parametrize(
+    "data,status",
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /v2/ HTTP/1.1\nHost: x\n\n", 400),
+        (b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\tfolded\r\n\r\n", 400),
+    ],
+    ids=["path too long", "bare LF", "folded header"],
+)
+def test_malformed_request_is_unsupported_in_oci_json(strict_server, data, status):
+    answer = exchange(strict_server, data)
+
+    assert (answer[0], oci_code(*answer[1:])) == (status, "UNSUPPORTED")
+
+
+# Chunked bodies that break off or do not parse.
+
+BROKEN_CHUNKS = {
+    "cut off": b"a\r\n0123456789\r\n10\r\n01234",
+    "bad chunk size": b"zz\r\n",
+    "missing terminator": b"a\r\n0123456789XX",
+}
+
+
+def start_upload(server, authorization):
+    """Start an upload holding one byte; return its Location."""
+    head = request_head(
+        "POST", f"/v2/{NAME}/blobs/uploads/", authorization, "Content-Length: 0"
+    )
+    status, headers, _ = exchange(server, head)
+    assert status == 202
+    location = headers["Location"]
+    patch = request_head(
+        "PATCH", location, authorization,
+        "Content-Type: application/octet-stream", "Content-Length: 1",
+    )  # fmt: skip
+    assert exchange(server, patch + b"x")[0] == 202
+    return location
+
+
+def upload_range(server, location, authorization):
+    head = request_head("GET", location, authorization)
+    status, headers, _ = exchange(server, head)
+    assert status == 204
+    return headers["Range"]
+
+
+def chunked(method, path, authorization, body):
+    fields = ["Content-Type: application/octet-stream", "Transfer-Encoding: chunked"]
+    return request_head(method, path, authorization, *fields) + body
+
+
+@pytest.mark.parametrize("body", BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS)
+def test_broken_chunked_patch_is_size_invalid(strict_server, authorization, body):
+    location = start_upload(strict_server, authorization)
+
+    answer = exchange(
+        strict_server, chunked("PATCH", location, authorization, body), shut=True
+    )
+
+    assert (answer[0], oci_code(*answer[1:])) == (400, "SIZE_INVALID")
+    assert upload_range(strict_server, location, authorization) == "0-0"
+
+
+@pytest.mark.parametrize("body", BROKEN_CHUNKS.values(), ids=BROKEN_CHUNKS)
+@pytest.mark.parametrize("target", ["monolithic POST", "closing PUT", "manifest PUT"])
+def test_broken_chunked_body_is_size_invalid(
+    strict_server, authorization, target, body
+):
+    digest = "sha256:" + "0" * 64
+    if target == "monolithic POST":
+        method, path = "POST", f"/v2/{NAME}/blobs/uploads/?digest={digest}"
+    elif target == "closing PUT":
+        location = start_upload(strict_server, authorization)
+        method, path = "PUT", f"{location}?digest={digest}"
+    else:
+        method, path = "PUT", f"/v2/{NAME}/manifests/broken"
+
+    answer = exchange(
+        strict_server, chunked(method, path, authorization, body), shut=True
+    )
+
+    assert (answer[0], oci_code(*answer[1:])) == (400, "SIZE_INVALID")
+
+
+# The challenge's realm.
+
+
+def test_odd_host_gets_the_realm_of_the_listening_address(strict_server):
+    data = b"GET /v2/ HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n"
+
+    status, headers, _ = exchange(strict_server, data)
+
+    realm = f'realm="http://127.0.0.1:{strict_server.port}/token"'
+    assert status == 401
+    assert realm in headers["WWW-Authenticate"]
+
+
+def test_closing_put_takes_a_chunked_last_chunk(strict_server, authorization):
+    location = start_upload(strict_server, authorization)
+    digest = "sha256:" + hashlib.sha256(b"x0123456789").hexdigest()
+    body = b"a\r\n0123456789\r\n0\r\n\r\n"
+
+    put = chunked("PUT", f"{location}?digest={digest}", authorization, body)
+    status, headers, _ = exchange(strict_server, put)
+
+    assert status == 201
+    assert headers["Docker-Content-Digest"] == digest
