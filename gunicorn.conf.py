@@ -34,11 +34,12 @@ sendfile = True
 accesslog = "-"
 logger_class = "accesslog.RedactingLogger"
 
-# The same threaded worker, made safe from slow clients: a request head must
-# arrive within REGISTRY_HEADER_TIMEOUT seconds (10) of its first byte, a body or
-# response may stall for REGISTRY_BODY_TIMEOUT seconds (120), and requests
-# gunicorn refuses are answered in the OCI error format (app/server.py).
-worker_class = "app.server.RegistryWorker"
+# The same threaded worker, made safe from slow clients: a request head must be
+# in REGISTRY_HEADER_TIMEOUT seconds (10) after the connection opens (or its
+# first byte, on a kept-alive connection), a body or response may stall for
+# REGISTRY_BODY_TIMEOUT seconds (120), and requests gunicorn refuses are
+# answered in the OCI error format. See registry_worker.py.
+worker_class = "registry_worker.RegistryWorker"
 
 # No runtime control socket: its default path is one per user, so several
 # registries on one machine would take it from each other.

@@ -23,6 +23,11 @@ error format with the status gunicorn chose.
 
 Both timeouts are read from the environment, in seconds:
 ``REGISTRY_HEADER_TIMEOUT`` and ``REGISTRY_BODY_TIMEOUT``.
+
+This module stands beside ``wsgi.py``, outside the ``app`` package: gunicorn
+imports the worker class in the arbiter before its ``on_starting`` hook runs,
+and importing ``app`` there would load prometheus_client before the metrics
+folder it must see is set.
 """
 
 import contextlib
