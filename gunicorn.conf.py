@@ -29,8 +29,9 @@ threads = 32
 timeout = 60
 keepalive = 5
 
-# Blobs are handed to the kernel with sendfile(2) through the WSGI file wrapper.
-sendfile = True
+# Blobs are handed to the kernel with sendfile(2) through the WSGI file wrapper,
+# as gunicorn does by default: any value of its ``sendfile`` setting, True too,
+# means --no-sendfile, so it is left unset.
 accesslog = "-"
 logger_class = "accesslog.RedactingLogger"
 
