@@ -290,9 +290,11 @@ def error_code(status, exc):
 
 def error_response(status, reason, exc):
     """Return the bytes of a whole HTTP response with an OCI error body."""
-    message = str(exc) if status < 500 else "internal server error"
-    error = {"code": error_code(status, exc), "message": reason.lower(), "detail": None}
-    error["detail"] = {"reason": message}
+    error = {
+        "code": error_code(status, exc),
+        "message": reason.lower(),
+        "detail": {"reason": str(exc) if status < 500 else "internal server error"},
+    }
     body = json.dumps({"errors": [error]}).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
