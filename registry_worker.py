@@ -7,10 +7,9 @@ changes three things and leaves the rest (keep-alive, ``--max-requests``,
 graceful restarts, TLS, sendfile, the server hooks) to gunicorn:
 
 - a connection waits in the worker's poller, taking no thread, until the head
-  of its next request (request line and headers) is in; over plain HTTP the
-  poller gathers the head itself, so a half-sent head costs a socket, not a
-  thread. Under TLS the thread takes over at the first bytes (the handshake
-  needs it) and reads the head against the same deadline;
+  of its next request (request line and headers) is in: the poller shakes
+  hands (TLS) and gathers the head itself, so a half-sent head costs a
+  socket, not a thread;
 - the head must arrive within the header timeout, counted from the accept or,
   on a kept-alive connection, from the request's first byte; late, it is
   answered 408 and the connection closed;
@@ -34,10 +33,12 @@ import contextlib
 import json
 import os
 import selectors
+import ssl
 import time
 from functools import partial
 
-from gunicorn import util
+from gunicorn import http, util
+from gunicorn import sock as gunicorn_sock
 from gunicorn.http import errors as http_errors
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -117,12 +118,33 @@ class RegistryConnection(TConn):
         """Take what has arrived without waiting; return True once the head is in.
 
         A closed connection counts as done too: the thread then meets its end.
+        Raises BlockingIOError, or SSLWantReadError under TLS, to wait for more.
         """
+        if self.cfg.is_ssl:
+            self.shake_hands()
         data = self.sock.recv(HEAD_READ_SIZE)
         self.head += data
         if not data or len(self.head) >= HEAD_READ_SIZE:
             return True
         return any(end in self.head for end in HEAD_ENDS)
+
+    def shake_hands(self):
+        """Carry the TLS handshake on as far as what has arrived allows.
+
+        Raises SSLWantReadError until it is done. (The server's flight is a few
+        kilobytes, far below a socket's send buffer, so a want for writing is
+        waited out as a want for reading.)
+        """
+        if not isinstance(self.sock, ssl.SSLSocket):
+            context = gunicorn_sock.ssl_context(self.cfg)
+            self.sock = context.wrap_socket(
+                self.sock,
+                server_side=True,
+                suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+                do_handshake_on_connect=False,
+            )
+        if self.sock.version() is None:
+            self.sock.do_handshake()
 
     def init(self):
         """Set up the connection once; start the head deadline of each request."""
@@ -139,13 +161,12 @@ class RegistryConnection(TConn):
         return time.monotonic() + self.header_timeout
 
     def start_connection(self):
-        """Shake hands (TLS) within the header timeout; read heads with a deadline."""
+        """Make the connection's parser, one that reads heads against a deadline."""
         self.sock.settimeout(self.header_timeout)
-        try:
+        if isinstance(self.sock, ssl.SSLSocket):
+            self.start_tls_parser()
+        else:
             super().init()
-        except TimeoutError:
-            # A stalled TLS handshake: there is no channel to answer on.
-            raise StopIteration("TLS handshake not finished in time") from None
         unreader = getattr(self.parser, "unreader", None)
         if type(unreader) is not SocketUnreader:
             self.sock.settimeout(None)  # HTTP/2: gunicorn's own handling
@@ -153,6 +174,18 @@ class RegistryConnection(TConn):
         replacement = HeadDeadlineUnreader(self.sock)
         replacement.unread(unreader.take_buffered())
         self.parser.unreader = replacement
+
+    def start_tls_parser(self):
+        """Make the parser of a connection the poller has shaken hands with."""
+        self.initialized = True
+        if gunicorn_sock.is_http2_negotiated(self.sock):
+            self.is_http2 = True
+            self.parser = http.get_parser(
+                self.cfg, self.sock, self.client, http2_connection=True
+            )
+            self.parser.initiate_connection()
+        else:
+            self.parser = http.get_parser(self.cfg, self.sock, self.client)
 
     def start_body(self, body_timeout):
         """The head is in: from now on only an idle socket times out."""
@@ -189,22 +222,30 @@ class RegistryWorker(ThreadWorker):
         """Park ``conn`` in the poller until its head is in, or its time is up."""
         conn.timeout = conn.head_deadline = conn.next_deadline()
         self.pending_conns.append(conn)
-        if self.cfg.is_ssl:
-            callback = partial(self.on_pending_socket_readable, conn)
-        else:
-            callback = partial(self.on_head_readable, conn)
+        callback = partial(self.on_head_readable, conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, callback)
 
     def on_head_readable(self, conn, client):
         """Gather the head as it arrives; hand the connection on once it is in."""
         try:
             complete = conn.receive_head()
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except ssl.SSLError as error:
+            self.log.debug("TLS handshake failed: %s", error)
+            self.close_pending(conn, client)
             return
         except OSError:
             complete = True  # the thread meets the error and closes
         if complete:
             self.on_pending_socket_readable(conn, client)
+
+    def close_pending(self, conn, client):
+        """Close a connection that is waiting for its head."""
+        self.poller.unregister(client)
+        self.pending_conns.remove(conn)
+        self.nr_conns -= 1
+        conn.close()
 
     def on_client_socket_readable(self, conn, client):
         """A kept-alive connection's next request begins: wait for its head."""

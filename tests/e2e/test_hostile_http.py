@@ -13,11 +13,13 @@ import json
 import os
 import select
 import socket
+import ssl
 from urllib.parse import urlencode
 
 import pytest
 
 from tests.e2e.conftest import Server, free_port, serving
+from tests.e2e.test_tls import HOSTNAME, TLSServer, gunicorn_flags
 
 NAME = "hostile/app"
 # Held while the registry must keep answering: more than the shipped
@@ -108,8 +110,19 @@ def request_head(method, path, authorization, *fields):
 
 
 def still_open(sock):
-    """True if the server has neither answered nor closed ``sock``."""
-    return not readable(sock, 0)
+    """True if the server has neither answered nor closed ``sock``.
+
+    Under TLS 1.3 the server sends session tickets after the handshake, so a
+    readable socket proves nothing: what counts is that no data comes out.
+    """
+    sock.setblocking(False)
+    try:
+        sock.recv(1)
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return True
+    finally:
+        sock.settimeout(CLIENT_TIMEOUT)
+    return False
 
 
 def readable(sock, seconds):
@@ -314,3 +327,44 @@ def test_closing_put_takes_a_chunked_last_chunk(strict_server, authorization):
 
     assert status == 201
     assert headers["Docker-Content-Digest"] == digest
+
+
+# The same under TLS: the handshake, too, waits in the poller.
+
+# The start of a TLS record holding a ClientHello, and no more of it.
+HALF_A_CLIENT_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+
+
+@pytest.fixture(scope="module")
+def patient_tls_server(tmp_path_factory):
+    """A registry over TLS that waits a whole minute for a request head."""
+    tmp = tmp_path_factory.mktemp("patient-tls")
+    settings = {"REGISTRY_HEADER_TIMEOUT": "60", "REGISTRY_TLS_DIR": str(tmp / "tls")}
+    plain = start_server(tmp, **settings)
+    server = TLSServer(
+        plain.port, plain.storage_root, plain.env, tmp / "tls/trust/ca.crt"
+    )
+    printed = server.flask("registry", "cert", HOSTNAME, "--port", str(server.port))
+    flags = gunicorn_flags(printed)
+    with serving(server, tmp, "--bind", f"127.0.0.1:{server.port}", *flags):
+        yield server
+
+
+def test_stalled_tls_clients_do_not_block_others(patient_tls_server):
+    context = patient_tls_server.trusting_context()
+    with contextlib.ExitStack() as held:
+        stalled = []
+        for number in range(STALLED_CONNECTIONS):
+            sock = held.enter_context(connect(patient_tls_server))
+            if number % 2:
+                sock.sendall(HALF_A_CLIENT_HELLO)
+            else:
+                sock = context.wrap_socket(sock, server_hostname=HOSTNAME)
+                held.enter_context(sock).sendall(HALF_A_HEAD)
+            stalled.append(sock)
+
+        with patient_tls_server.open("/healthz") as response:
+            status = response.status
+
+        assert status == 200
+        assert all(still_open(sock) for sock in stalled)
