@@ -32,6 +32,7 @@ keepalive = 5
 # Blobs are handed to the kernel with sendfile(2) through the WSGI file wrapper,
 # as gunicorn does by default: any value of its ``sendfile`` setting, True too,
 # means --no-sendfile, so it is left unset.
+
 accesslog = "-"
 logger_class = "accesslog.RedactingLogger"
 
