@@ -18,12 +18,18 @@ bind = ["127.0.0.1:5080"]
 # Threaded workers: a long blob upload or download holds one thread, not a
 # whole process, and the worker keeps answering the arbiter's heartbeat
 # meanwhile, so transfers of any length are not killed by ``timeout``.
+# It is gunicorn's gthread worker made safe from slow clients: a request head
+# must be in REGISTRY_HEADER_TIMEOUT seconds (10) after the connection opens
+# (or its first byte, on a kept-alive connection), a body or response may stall
+# for REGISTRY_BODY_TIMEOUT seconds (120), and requests gunicorn refuses are
+# answered in the OCI error format. See registry_worker.py.
+#
 # One process a core, since a request's Python code holds its process's GIL.
 # 32 threads, not 8, so that 32 kept-alive clients (wrk -c 32, or docker's
 # parallel layer transfers) are each served at once: measured on 2 cores,
 # manifest GETs went from about 850 to 1,400 a second and p99 from 165 to
 # 85-160 ms; 64 threads or 3-4 processes did no better.
-worker_class = "gthread"
+worker_class = "registry_worker.RegistryWorker"
 workers = multiprocessing.cpu_count()
 threads = 32
 timeout = 60
@@ -35,13 +41,6 @@ keepalive = 5
 
 accesslog = "-"
 logger_class = "accesslog.RedactingLogger"
-
-# The same threaded worker, made safe from slow clients: a request head must be
-# in REGISTRY_HEADER_TIMEOUT seconds (10) after the connection opens (or its
-# first byte, on a kept-alive connection), a body or response may stall for
-# REGISTRY_BODY_TIMEOUT seconds (120), and requests gunicorn refuses are
-# answered in the OCI error format. See registry_worker.py.
-worker_class = "registry_worker.RegistryWorker"
 
 # No runtime control socket: its default path is one per user, so several
 # registries on one machine would take it from each other.
