@@ -134,6 +134,12 @@ def test_commands_on_the_wrong_user_fail_and_change_nothing(
         ("al ice", "pw-long-enough"),
         ("alice-", "pw-long-enough"),
         ("a" * 65, "pw-long-enough"),
+        # Words of the rules, and the log's names for no account and the CLI.
+        ("anyone", "pw-long-enough"),
+        ("anonymous", "pw-long-enough"),
+        ("users", "pw-long-enough"),
+        ("owner", "pw-long-enough"),
+        ("cli", "pw-long-enough"),
         ("alice", ""),
         ("alice", "x" * 73),
     ],

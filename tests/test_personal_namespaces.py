@@ -137,3 +137,43 @@ def test_a_single_repository_rule_reserves_its_name_too(tmp_path):
     headers = token_for(client, "release", "repository:release:push")
     assert start_upload(client, "release", headers) == 401
     assert app.extensions["registry_rules"].claims_namespace("release")
+
+
+# A rule whose first component is a glob claims every name that glob matches.
+GLOB_RULES = [
+    {"repository": "{user}/*", "pull": ["users"], "push": ["owner"]},
+    {"repository": "*-private/*", "pull": ["group:ops"], "push": ["group:ops"]},
+    {"repository": "s?cret/*", "pull": ["group:ops"], "push": ["group:ops"]},
+    {"repository": "*", "pull": ["anyone"]},
+]
+
+
+@pytest.mark.parametrize("owner", ["x-private", "sacret"])
+def test_a_glob_namespace_is_not_taken_by_an_account_it_matches(tmp_path, owner):
+    (tmp_path / "groups").write_text("ops: carol\n")
+    app = make_app(tmp_path, REGISTRY_ACCESS_RULES=GLOB_RULES)
+    add_user(app, owner, "pw")  # as if dropped into htpasswd by hand
+    add_user(app, "carol", "pw")
+    client = app.test_client()
+    name = f"{owner}/db"
+
+    assert (
+        start_upload(client, name, token_for(client, owner, f"repository:{name}:push"))
+        == 401
+    )
+    assert (
+        start_upload(
+            client, name, token_for(client, "carol", f"repository:{name}:push")
+        )
+        == 202
+    )
+    assert app.extensions["registry_rules"].claims_namespace(owner)
+
+
+def test_a_lone_star_claims_no_namespace(tmp_path):
+    app = make_app(tmp_path, REGISTRY_ACCESS_RULES=GLOB_RULES)
+    add_user(app, "dave", "pw")
+    client = app.test_client()
+    headers = token_for(client, "dave", "repository:dave/app:push")
+    assert start_upload(client, "dave/app", headers) == 202
+    assert not app.extensions["registry_rules"].claims_namespace("dave")

@@ -28,8 +28,16 @@ from dataclasses import dataclass
 
 import bcrypt
 
+from app.auth.rules import EVERYONE, OWNER, SIGNED_IN
+from app.events import ANONYMOUS, COMMAND_LINE_USER
+
 # What ``user add`` accepts: it must fit a repository path component to own one.
 USER_NAME_PATTERN = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
+# Words the access rules give a meaning (anyone, anonymous, users, owner) and
+# the names the change log gives clients without an account and the CLI.
+RESERVED_USER_NAMES = frozenset(
+    {*EVERYONE, SIGNED_IN, OWNER, ANONYMOUS, COMMAND_LINE_USER}
+)
 USER_NAME_MAX_LENGTH = 64
 # bcrypt reads only the first 72 bytes of a password.
 PASSWORD_MAX_BYTES = 72
@@ -202,6 +210,11 @@ def validate_user_name(name):
         raise AccountError(
             f"user names are lowercase letters and digits, with . _ - between "
             f"them, at most {USER_NAME_MAX_LENGTH} characters: {name!r}"
+        )
+    if name in RESERVED_USER_NAMES:
+        raise AccountError(
+            f"{name!r} already means something in access rules or in the log; "
+            "pick another user name"
         )
 
 

@@ -7,7 +7,8 @@ A rule maps a repository name pattern to the callers allowed each action::
 
 Patterns are shell globs (``*`` also crosses ``/``). ``{user}``, allowed only
 as a pattern's whole first path component, stands for any first component
-that no other rule spells out as its own (glob-free) first component:
+that no other rule claims as its own first component, literally or by a glob
+other than a lone ``*`` (``*-private/*`` claims ``x-private``). So
 ``{user}/*`` covers every personal namespace (``alice/app``, ``bob/tools``,
 also those of users not yet created) but never ``secret/db`` while a rule
 such as ``secret/*`` exists, wherever that rule stands.
@@ -62,9 +63,13 @@ class Rule:
         return self.pattern.split("/", 1)[0] == USER_PLACEHOLDER
 
     def namespace(self):
-        """Return the literal first component of a pattern without ``{user}``."""
+        """Return the first component of a pattern without ``{user}``, or None.
+
+        A glob there (``*-private``, ``s?cret``) claims every name it matches;
+        a lone ``*`` is a catch-all rather than a namespace, and claims none.
+        """
         first = self.pattern.split("/", 1)[0]
-        if self.personal or not first or GLOB_CHARACTERS & set(first):
+        if self.personal or first in ("", "*"):
             return None
         return first
 
@@ -76,7 +81,7 @@ class Rule:
         if not self.personal:
             return "" if fnmatch.fnmatchcase(repository, self.pattern) else None
         owner = repository.split("/", 1)[0]
-        if owner in reserved:
+        if claimed(owner, reserved):
             return None
         pattern = self.pattern.replace(USER_PLACEHOLDER, glob_escape(owner), 1)
         return owner if fnmatch.fnmatchcase(repository, pattern) else None
@@ -104,6 +109,14 @@ def names_caller(principal, caller, owner=""):
     return kind == "group" and name in caller.groups
 
 
+def claimed(name, namespaces):
+    """Tell whether ``name`` is one of ``namespaces`` or matches one that is a glob."""
+    return name in namespaces or any(
+        GLOB_CHARACTERS & set(namespace) and fnmatch.fnmatchcase(name, namespace)
+        for namespace in namespaces
+    )
+
+
 def glob_escape(text):
     """Return ``text`` with glob characters made literal."""
     return re.sub(r"([*?\[])", r"[\1]", text)
@@ -128,7 +141,7 @@ class AccessRules:
 
     def claims_namespace(self, name):
         """Tell whether a rule names ``name`` as a namespace of its own."""
-        return name in self.namespaces
+        return claimed(name, self.namespaces)
 
     def everyone_pulls_everything(self):
         """Tell whether every rule lets anyone pull: nothing is hidden from anyone."""
