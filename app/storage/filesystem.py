@@ -36,6 +36,7 @@ from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
 from app.storage.base import Manifest, Storage
 from app.storage.collection import BLOBS, MANIFESTS, FilesystemCollection
+from app.storage.copying import copy_hashed
 from app.storage.errors import (
     BlobNotFound,
     DigestMismatch,
@@ -46,7 +47,6 @@ from app.storage.errors import (
 )
 from app.storage.uploads import FilesystemUploads
 
-BLOCK_SIZE = 1024 * 1024
 TAGS = "_tags"
 REFERRERS = "_referrers"
 CATALOG = "catalog"
@@ -166,15 +166,9 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     def write_blob(self, stream, digest=None, size=None, progress=None):
         algorithm = digest.algorithm if digest else "sha256"
         hasher = Digest(algorithm, "").hasher()
-        written = 0
         with self._temporary_file() as temporary:
             try:
-                for block in _blocks(stream):
-                    hasher.update(block)
-                    temporary.write(block)
-                    written += len(block)
-                    if progress:
-                        progress(len(block))
+                written = copy_hashed(stream, temporary, hasher, progress)
                 actual = Digest(algorithm, hasher.hexdigest())
                 _check_content(actual, written, digest, size)
             except BaseException:
@@ -488,15 +482,6 @@ def _touch(path):
     except OSError:
         return os.path.isfile(path)
     return True
-
-
-def _blocks(stream):
-    """Yield the blocks of a file object, or the items of an iterable of bytes."""
-    if hasattr(stream, "read"):
-        while block := stream.read(BLOCK_SIZE):
-            yield block
-    else:
-        yield from stream
 
 
 def _check_content(actual, written, digest, size):

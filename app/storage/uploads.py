@@ -23,6 +23,7 @@ from contextlib import contextmanager
 
 from app.reference import Digest
 from app.storage.base import StoredItem
+from app.storage.copying import copy_hashed
 from app.storage.errors import DigestMismatch, UploadNotFound, UploadRangeMismatch
 
 BLOCK_SIZE = 1024 * 1024
@@ -183,10 +184,7 @@ def _append(data_path, stream, size, hasher):
     with open(data_path, "r+b") as data:
         data.seek(size)
         try:
-            while block := stream.read(BLOCK_SIZE):
-                data.write(block)
-                if hasher is not None:
-                    hasher.update(block)
+            copy_hashed(stream, data, hasher)
         except BaseException:
             data.truncate(size)
             raise
