@@ -17,7 +17,8 @@ from app.errors import BlobUploadInvalid, DigestInvalid, UploadRangeInvalid
 from app.events import record_event
 from app.reference import parse_digest, validate_name
 from app.storage.errors import BlobNotFound
-from app.v2.bodies import has_body, request_body
+from app.v2.bodies import has_body
+from app.v2.socketbody import upload_body
 
 blueprint = Blueprint("uploads", __name__)
 
@@ -37,7 +38,7 @@ def start_upload(name):
         if mounted is not None:
             return blob_created(name, mounted)
     if digest is not None:
-        digest = get_storage().write_blob(request_body(), parse_digest(digest))
+        digest = get_storage().write_blob(upload_body(), parse_digest(digest))
         return commit_created(name, digest)
     upload_id = get_storage().create_upload(name)
 
@@ -51,7 +52,7 @@ def append_upload(name, upload_id):
     require_access("repository", name, "push")
     start = chunk_start()
 
-    size = get_storage().append_upload(name, upload_id, request_body(), start)
+    size = get_storage().append_upload(name, upload_id, upload_body(), start)
 
     return upload_progress(name, upload_id, size, status=202)
 
@@ -79,7 +80,7 @@ def finish_upload(name, upload_id):
 
     storage = get_storage()
     if start is not None or has_body():
-        storage.append_upload(name, upload_id, request_body(), start)
+        storage.append_upload(name, upload_id, upload_body(), start)
     storage.commit_upload(name, upload_id, digest)
 
     return commit_created(name, digest)

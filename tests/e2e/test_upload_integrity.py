@@ -211,3 +211,47 @@ def test_blob_pushed_at_once_is_served_whole(registry_server, authorization):
     )
     assert (status, body == blob) == (200, True)
     assert os.listdir(registry_server.storage_root / "tmp") == []
+
+
+class OneReader:
+    """One buffered reader of a socket for several responses in a row.
+
+    http.client reads each response through the socket's ``makefile`` and
+    closes it at the end; here every response gets this same reader, and
+    closing it is left to the socket.
+    """
+
+    def __init__(self, sock):
+        self.reader = sock.makefile("rb")
+
+    def makefile(self, *_args, **_kwargs):
+        return self
+
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
+    def close(self):
+        pass
+
+
+def test_request_pipelined_behind_a_blob_is_answered(registry_server, authorization):
+    blob = os.urandom(3 * 1024 * 1024 + 7)
+    path = f"/v2/{NAME}/blobs/uploads/?digest={digest_of(blob, 'sha512')}"
+    head = [f"POST {path} HTTP/1.1", f"Host: {registry_server.host}"]
+    head += [f"{key}: {value}" for key, value in authorization.items()]
+    head += [f"Content-Length: {len(blob)}", "", ""]
+    follow = f"HEAD /v2/{NAME}/blobs/{digest_of(blob, 'sha512')} HTTP/1.1\r\n"
+    follow += "".join(f"{key}: {value}\r\n" for key, value in authorization.items())
+    follow += f"Host: {registry_server.host}\r\n\r\n"
+
+    with socket.create_connection(("127.0.0.1", registry_server.port), 60) as sock:
+        sock.sendall("\r\n".join(head).encode() + blob + follow.encode())
+        answers = []
+        reader = OneReader(sock)
+        for method in ("POST", "HEAD"):
+            response = http.client.HTTPResponse(reader, method=method)
+            response.begin()
+            response.read()
+            answers.append((response.status, response.getheader("Content-Length")))
+
+    assert answers == [(201, "0"), (200, str(len(blob)))]
