@@ -1,6 +1,7 @@
 """Benchmark this registry side by side with distribution and nginx.
 
     python bench/run.py [--quick] [--size MIB] [--repeat N] [--json FILE]
+                        [--only PART ...]
 
 Starts, on 127.0.0.1 and on the same data: this registry under gunicorn with
 the shipped gunicorn.conf.py, Debian's docker-registry (distribution) with a
@@ -50,6 +51,7 @@ SERVERS = ("registry", "distribution", "nginx")
 FULL = {"size": 256, "memory_size": 2048, "repeat": 5, "duration": 5}
 QUICK = {"size": 64, "memory_size": 256, "repeat": 3, "duration": 2}
 LISTING_PAGE = 1000
+PARTS = ("pushes", "downloads", "requests", "memory", "docker")
 LINK_PATTERN = re.compile(r"\s*<([^>]+)>")
 MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
 
@@ -115,8 +117,13 @@ class Results:
         return statistics.median(values) if values else None
 
     def rows(self, settings):
-        """The table as dicts: medians, ratio, and whether the target is met."""
-        return [self.row(figure) for figure in figures(settings)]
+        """The table as dicts: medians, ratio, and whether the target is met.
+
+        With ``--only``, the figures of the parts left out are left out.
+        """
+        every = settings.only == set(PARTS)
+        chosen = [f for f in figures(settings) if every or f.key in self.samples]
+        return [self.row(figure) for figure in chosen]
 
     def row(self, figure):
         values = {server: self.median(figure.key, server) for server in SERVERS}
@@ -336,7 +343,10 @@ def run_benchmark(tmp, settings, results):
         digest = write_data(blob, settings.size * MIB, 1)
         for client in clients.values():
             client.authorize_names(["bench/blob", "bench/memory"])
-        measure_pushes(clients, blob, digest, settings, results)
+        if "pushes" in settings.only:
+            measure_pushes(clients, blob, digest, settings, results)
+        if not settings.only & {"downloads", "requests", "memory", "docker"}:
+            return
 
         optional(
             results,
@@ -349,29 +359,41 @@ def run_benchmark(tmp, settings, results):
             ),
         )
         # fmt: skip
-        measure_downloads(blob_urls(servers, clients, digest), settings, results)
+        if "downloads" in settings.only:
+            measure_downloads(blob_urls(servers, clients, digest), settings, results)
 
-        for client in clients.values():
-            prepare_listings(client, settings)
-        targets = listing_targets(servers, clients, settings)
-        if has_wrk:
-            measure_requests(targets, settings, results)
+        if "requests" in settings.only:
+            for client in clients.values():
+                prepare_listings(client, settings)
+            targets = listing_targets(servers, clients, settings)
+            if has_wrk:
+                measure_requests(targets, settings, results)
 
-        for client in clients.values():
-            client.authorize_names(["bench/memory"])
-        big = tmp / "big"
-        big_digest = write_data(big, settings.memory_size * MIB, 2)
-        files = {
-            "memory_small": (blob, digest, settings.size * MIB),
-            "memory_big": (big, big_digest, settings.memory_size * MIB),
-        }
-        measure_memory(servers, clients, files, settings, results)
-        big.unlink()
+        if "memory" in settings.only:
+            measure_big_blob_memory(
+                servers, clients, tmp, (blob, digest), settings, results
+            )
 
         hosts = {name: server.host for name, server in servers.items()
                  if name in clients}  # fmt: skip
-        optional(results, "docker", lambda: measure_docker(
-            hosts, tmp, settings, results))  # fmt: skip
+        if "docker" in settings.only:
+            optional(results, "docker", lambda: measure_docker(
+                hosts, tmp, settings, results))  # fmt: skip
+
+
+def measure_big_blob_memory(servers, clients, tmp, small, settings, results):
+    """Peak worker memory with the run's blob and with a big one made for it."""
+    blob, digest = small
+    for client in clients.values():
+        client.authorize_names(["bench/memory"])
+    big = tmp / "big"
+    big_digest = write_data(big, settings.memory_size * MIB, 2)
+    files = {
+        "memory_small": (blob, digest, settings.size * MIB),
+        "memory_big": (big, big_digest, settings.memory_size * MIB),
+    }
+    measure_memory(servers, clients, files, settings, results)
+    big.unlink()
 
 
 def optional(results, part, action):
@@ -467,7 +489,15 @@ def parse_arguments(argv):
         help="never apt-get install a missing program",
     )
     parser.add_argument("--tmp", help="folder for the run's data (system default)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=PARTS,
+        default=PARTS,
+        help="measure only these parts (all of them)",
+    )
     arguments = parser.parse_args(argv)
+    arguments.only = set(arguments.only)
     defaults = QUICK if arguments.quick else FULL
     for key, value in defaults.items():
         if getattr(arguments, key) is None:

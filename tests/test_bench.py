@@ -108,3 +108,16 @@ def test_no_part_is_missing(report):
     if data["missing"]:
         missing("; ".join(data["missing"].values()))
     assert data["missing"] == {}
+
+
+def test_only_pushes_measures_and_lists_the_push_figures(tmp_path):
+    output = tmp_path / "bench.json"
+    cmd = [sys.executable, "bench/run.py", *TINY, "--only", "pushes"]
+    cmd += ["--json", str(output)]
+    done = subprocess.run(
+        cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
+    )
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    keys = {row["key"] for row in json.loads(output.read_text())["figures"]}
+    assert keys == {"push_monolithic", "push_chunked", "push_streamed", "push_cpu"}
