@@ -32,6 +32,7 @@ folder it must see is set.
 import contextlib
 import json
 import os
+import re
 import selectors
 import ssl
 import time
@@ -52,6 +53,10 @@ DEFAULT_BODY_TIMEOUT = 120.0
 # heads over gunicorn's limits).
 HEAD_READ_SIZE = 64 * 1024
 HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
+# Bytes no HTTP/1 request head holds: a client that sends them (a TLS
+# ClientHello on the plain port, as docker sends first to a registry it may
+# reach either way) is answered now, not once the header timeout is over.
+NOT_HTTP = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # Errors in how a body's length is framed: the OCI code for a body whose length
 # does not hold is SIZE_INVALID.
@@ -83,6 +88,13 @@ class HeadTimeout(Exception):
 
     def __str__(self):
         return "request head not received in time"
+
+
+class NotHTTP(Exception):
+    """What arrived cannot be the head of an HTTP/1 request."""
+
+    def __str__(self):
+        return "the request is not HTTP/1"
 
 
 class HeadDeadlineUnreader(SocketUnreader):
@@ -124,6 +136,8 @@ class RegistryConnection(TConn):
             self.shake_hands()
         data = self.sock.recv(HEAD_READ_SIZE)
         self.head += data
+        if NOT_HTTP.search(data):
+            raise NotHTTP()
         if not data or len(self.head) >= HEAD_READ_SIZE:
             return True
         return any(end in self.head for end in HEAD_ENDS)
@@ -233,6 +247,11 @@ class RegistryWorker(ThreadWorker):
             return
         except ssl.SSLError as error:
             self.log.debug("TLS handshake failed: %s", error)
+            self.close_pending(conn, client)
+            return
+        except NotHTTP as error:
+            self.log.debug("Not an HTTP request from ip=%s", conn.client[0])
+            self.send_error(conn.sock, 400, "Bad Request", error)
             self.close_pending(conn, client)
             return
         except OSError:

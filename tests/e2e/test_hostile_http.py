@@ -368,3 +368,24 @@ def test_stalled_tls_clients_do_not_block_others(patient_tls_server):
 
         assert status == 200
         assert all(still_open(sock) for sock in stalled)
+
+
+def client_hello():
+    """Return the first bytes a TLS client sends: its ClientHello record."""
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def test_a_tls_hello_on_the_plain_port_is_refused_at_once(patient_server):
+    """docker tries TLS first on a registry it may reach either way: the plain
+    port must refuse that now, not when the header timeout (here 60 s) is over."""
+    with connect(patient_server) as sock:
+        sock.sendall(client_hello())
+        assert readable(sock, CLIENT_TIMEOUT / 3)
+        status, headers, body = read_response(sock)
+    assert status == 400
+    assert oci_code(headers, body) == "UNSUPPORTED"
