@@ -53,7 +53,7 @@ DEFAULT_BODY_TIMEOUT = 120.0
 # heads over gunicorn's limits).
 HEAD_READ_SIZE = 64 * 1024
 HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
-# Bytes no HTTP/1 request head holds: a client that sends them (a TLS
+# Bytes no HTTP/1 request line holds: a client that sends them (a TLS
 # ClientHello on the plain port, as docker sends first to a registry it may
 # reach either way) is answered now, not once the header timeout is over.
 NOT_HTTP = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -136,7 +136,8 @@ class RegistryConnection(TConn):
             self.shake_hands()
         data = self.sock.recv(HEAD_READ_SIZE)
         self.head += data
-        if NOT_HTTP.search(data):
+        # Only the request line is looked at: a body may follow the head at once.
+        if NOT_HTTP.search(self.head.split(b"\n", 1)[0]):
             raise NotHTTP()
         if not data or len(self.head) >= HEAD_READ_SIZE:
             return True

@@ -204,8 +204,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def list_repositories(self):
         entries = os.listdir(self._path(CATALOG))
-        names = sorted(entry.replace(CATALOG_SEPARATOR, "/") for entry in entries)
-        return [name for name in names if self._holds_manifest_or_tag(name)]
+        return sorted(entry.replace(CATALOG_SEPARATOR, "/") for entry in entries)
 
     def _holds_manifest_or_tag(self, name):
         """Tell whether a repository has a manifest record or a tag left."""
@@ -232,25 +231,30 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             self._write_file(path, b"")
 
     def _forget_removed_repositories(self):
-        """Take out of the catalog the repositories whose folders gc removed.
-
-        Each entry is moved aside before its repository is looked at, so a push
-        that stores a manifest meanwhile either is seen and its entry put back,
-        or finds no entry and writes a new one that this never removes.
-        """
+        """Take out of the catalog the repositories whose folders gc removed."""
         for entry in _list_folder(self._path(CATALOG)):
             name = entry.replace(CATALOG_SEPARATOR, "/")
-            if self.repository_exists(name):
-                continue
-            aside = os.path.join(self.root, "tmp", f"catalog-{uuid.uuid4()}")
-            try:
-                os.rename(self._path(CATALOG, entry), aside)
-            except FileNotFoundError:
-                continue
-            if self.repository_exists(name):
-                os.replace(aside, self._path(CATALOG, entry))
-            else:
-                os.unlink(aside)
+            self._forget_repository_unless(name, self.repository_exists)
+
+    def _forget_repository_unless(self, name, still_listed):
+        """Take ``name`` out of the catalog unless ``still_listed(name)`` holds.
+
+        The entry is moved aside before the check, so a push that stores a
+        manifest meanwhile either is seen and the entry put back, or finds no
+        entry and writes a new one that this never removes.
+        """
+        if still_listed(name):
+            return
+        entry = name.replace("/", CATALOG_SEPARATOR)
+        aside = os.path.join(self.root, "tmp", f"catalog-{uuid.uuid4()}")
+        try:
+            os.rename(self._path(CATALOG, entry), aside)
+        except FileNotFoundError:
+            return
+        if still_listed(name):
+            os.replace(aside, self._path(CATALOG, entry))
+        else:
+            os.unlink(aside)
 
     def _build_catalog(self):
         """Fill ``catalog/`` from a walk of ``repos/``, then rename it into place."""
@@ -332,6 +336,9 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             os.unlink(path)
         except FileNotFoundError:
             raise ManifestNotFound(detail={"digest": str(digest)}) from None
+        # The catalog lists repositories holding a manifest: this may have been
+        # the last one.
+        self._forget_repository_unless(name, self._holds_manifest_or_tag)
 
     def tag_manifest(self, name, tag, digest):
         self._write_file(self._repository_path(name, TAGS, tag), str(digest).encode())
