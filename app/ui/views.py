@@ -21,6 +21,7 @@ from app.events import record_event
 from app.reference import Digest, parse_reference, validate_name
 from app.ui import access, inventory, usage
 from app.ui.csrf import check_form_token, form_token
+from app.ui.errors import register_page_errors
 from app.v2.manifests import remove_manifest
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 blueprint = Blueprint(
     "ui", __name__, template_folder="templates", static_folder="static"
 )
+register_page_errors(blueprint)
 
 # Pages load only their own stylesheet and script, and no other site may frame
 # them, so a delete button cannot be clicked from under someone else's page.
