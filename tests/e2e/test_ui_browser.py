@@ -230,3 +230,27 @@ def test_phone_manifest_page_keeps_the_media_type_on_screen(
 
     assert "application/vnd.docker.distribution.manifest.v2+json" in text_of(browser)
     assert overflow_of(browser) <= 0
+
+
+def test_refused_page_offers_sign_in_and_leads_back(browser, tmp_path, screenshots):
+    from selenium.webdriver.common.by import By
+
+    settings = {"REGISTRY_ANONYMOUS_PULL": "false"}
+    with private_registry(tmp_path / "closed", **settings) as server:
+        browser.get(server.url + "/ui/repositories/team/app")
+        page = text_of(browser)
+        screenshots(browser, "error-denied")
+        assert "403 Forbidden" in page and "DENIED" in page
+        assert "Back to the repositories" in page
+
+        click_and_wait(browser, browser.find_element(By.CLASS_NAME, "sign-in-link"))
+        browser.find_element(By.ID, "username").send_keys(USER)
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        click_and_wait(
+            browser, browser.find_element(By.CSS_SELECTOR, "form.sign-in button")
+        )
+
+        page = text_of(browser)
+        assert browser.current_url == server.url + "/ui/repositories/team/app"
+        assert "404 Not Found" in page and f"Sign out {USER}" in page
+        assert not browser.find_elements(By.CLASS_NAME, "sign-in-link")
