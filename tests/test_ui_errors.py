@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from app.ui import inventory
 from tests.conftest import ClosingClient, make_app, seed_image
 from tests.test_ui import accounts, delete, form_token_of, private_client, sign_in
 
@@ -159,3 +160,21 @@ def test_a_locked_out_sign_in_twin_gets_the_oci_error(locked_out):
 def test_the_api_answers_json_even_to_a_browser(client):
     response = client.get("/v2/absent/tags/list", headers=BROWSER)
     assert_oci_error(response, 401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize("form", ["page", "twin"])
+def test_an_unexpected_failure_answers_500_in_both_forms(
+    client, storage, monkeypatch, form
+):
+    def fail(storage, name):
+        raise RuntimeError("disk on fire")
+
+    seed_image(storage, "team/app", "v1")
+    monkeypatch.setattr(inventory, "describe_tags", fail)
+    headers = BROWSER if form == "page" else WANTS_JSON
+    response = client.get("/ui/repositories/team/app", headers=headers)
+    if form == "page":
+        assert_error_page(response, 500, "internal server error")
+        assert "disk on fire" not in response.get_data(as_text=True)
+    else:
+        assert_oci_error(response, 500, "UNKNOWN")

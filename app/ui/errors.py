@@ -1,7 +1,8 @@
 """Errors on the pages under ``/ui/``: a page for a browser, OCI JSON for the twin.
 
-The registry's handlers in ``app.errors`` decide the status, code and message;
-these handlers ask them first and only change how the answer is dressed. The
+The application's own handlers (``app.errors`` and those added beside it)
+decide the status, code and message; the blueprint's handler asks them first
+and only changes how the answer is dressed. The
 JSON twin (``?format=json``, or an Accept header that prefers JSON) gets their
 response untouched; anyone else gets the same status as an HTML page with the
 site's navigation.
@@ -9,12 +10,10 @@ site's navigation.
 
 import json
 
-from flask import render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import current_app, render_template, request
 from werkzeug.http import HTTP_STATUS_CODES
 
-from app import errors
-from app.storage.errors import StorageError
+from app.errors import render_unexpected
 from app.ui import access
 
 # Statuses where signing in, or signing in as someone else, may open the page.
@@ -26,30 +25,17 @@ KEPT_HEADERS = ("Retry-After", "Allow")
 
 def register_page_errors(blueprint):
     """Dress the errors that the blueprint's views raise as pages for browsers."""
-    blueprint.register_error_handler(errors.RegistryError, page_error)
-    blueprint.register_error_handler(StorageError, page_storage_error)
-    blueprint.register_error_handler(HTTPException, page_http_exception)
-    blueprint.register_error_handler(Exception, page_unexpected)
+    blueprint.register_error_handler(Exception, answer_error)
 
 
-def page_error(error):
-    """Answer a RegistryError raised by a page."""
-    return dress(errors.render_error(error))
-
-
-def page_storage_error(error):
-    """Answer what storage reported to a page."""
-    return dress(errors.render_storage_error(error))
-
-
-def page_http_exception(exception):
-    """Answer an HTTP error Flask raised while serving a page."""
-    return dress(errors.render_http_exception(exception))
-
-
-def page_unexpected(exception):
-    """Answer an unexpected failure of a page, logged as for the API."""
-    return dress(errors.render_unexpected(exception))
+def answer_error(exception):
+    """Answer what a page raised as the application's handler does, dressed."""
+    # The application's own handler, as Flask would pick it without this blueprint.
+    handler = current_app._find_error_handler(exception, ()) or render_unexpected
+    response = current_app.make_response(handler(exception))
+    if wants_json() or response.mimetype != "application/json":
+        return response
+    return dress(response)
 
 
 def wants_json():
@@ -61,10 +47,7 @@ def wants_json():
 
 
 def dress(response):
-    """Return the OCI JSON ``response`` as is for the twin, else as a page."""
-    if wants_json():
-        return response
-
+    """Return the OCI error JSON ``response`` as the site's error page."""
     error = json.loads(response.get_data())["errors"][0]
     status = response.status_code
     anonymous = access.current_account() is None
