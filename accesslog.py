@@ -11,6 +11,8 @@ prometheus_client at the workers' shared folder, so it stands beside
 load prometheus_client too early and leave every worker counting alone.
 """
 
+import functools
+import re
 from urllib.parse import unquote_plus
 
 from gunicorn.glogging import Logger
@@ -24,25 +26,44 @@ SECRET_RESPONSE_HEADERS = frozenset({"set-cookie"})
 # Atoms holding a whole request URI or query string.
 QUERY_ATOMS = frozenset({"q", "{query_string}e"})
 URI_ATOMS = frozenset({"{raw_uri}e", "{request_uri}e"})
+# How a log format names an atom: %(name)s.
+FORMAT_ATOM = re.compile(r"%\(([^)]*)\)")
 
 
 class RedactingLogger(Logger):
     """gunicorn's logger, with secrets taken out of every access log atom."""
 
     def atoms(self, resp, req, environ, request_time):
-        """Return gunicorn's atoms with queries and credential headers redacted."""
+        """Return gunicorn's atoms with queries and credential headers redacted.
+
+        Only the atoms the log format names are looked at: gunicorn offers one
+        for every header and environ entry, and going through them all on
+        every request cost a third of a small request's time.
+        """
         atoms = super().atoms(resp, req, environ, request_time)
-        for key, value in atoms.items():
+        used = format_atoms(self.cfg.access_log_format)
+        for key in used:
+            value = atoms.get(key)
             if isinstance(value, str):
                 atoms[key] = redact_atom(key, value)
-        atoms["r"] = " ".join(
-            (
-                environ["REQUEST_METHOD"],
-                redact_uri(environ["RAW_URI"]),
-                environ["SERVER_PROTOCOL"],
+        if "r" in used:
+            atoms["r"] = " ".join(
+                (
+                    environ["REQUEST_METHOD"],
+                    redact_uri(environ["RAW_URI"]),
+                    environ["SERVER_PROTOCOL"],
+                )
             )
-        )
         return atoms
+
+
+@functools.lru_cache(maxsize=8)
+def format_atoms(log_format):
+    """Return the atoms a log format names, as gunicorn looks them up."""
+    return frozenset(
+        key.lower() if key.startswith("{") else key
+        for key in FORMAT_ATOM.findall(log_format)
+    )
 
 
 def redact_atom(key, value):

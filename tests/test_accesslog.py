@@ -2,7 +2,7 @@
 
 import pytest
 
-from accesslog import is_secret_header, redact_query, redact_uri
+from accesslog import format_atoms, is_secret_header, redact_query, redact_uri
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,8 @@ def test_only_the_query_of_a_uri_changes():
 )
 def test_credential_headers_are_told_apart(atom, secret):
     assert is_secret_header(atom) is secret
+
+
+def test_the_atoms_of_a_format_are_named_as_gunicorn_looks_them_up():
+    used = format_atoms('%(h)s "%(r)s" %({Authorization}i)s %({X-Token}o)s')
+    assert used == {"h", "r", "{authorization}i", "{x-token}o"}
