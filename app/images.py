@@ -170,19 +170,20 @@ def _strip_host(name):
 
 def _check_name(name, origin):
     """Return a valid repository name, or say in one line why it is not."""
-    try:
-        return validate_name(name)
-    except RegistryError:
-        message = f"{origin}: {name!r} is not a valid repository name ({NAME_RULE})"
-        raise ImageImportError(message) from None
+    return _checked(validate_name, name, origin, f"repository name ({NAME_RULE})")
 
 
 def _check_tag(tag, origin):
     """Return a valid tag, or say in one line why it is not."""
+    return _checked(validate_tag, tag, origin, f"tag ({TAG_RULE})")
+
+
+def _checked(validate, value, origin, what):
+    """Return ``validate(value)``, or an ImageImportError naming ``what`` it is not."""
     try:
-        return validate_tag(tag)
+        return validate(value)
     except RegistryError:
-        message = f"{origin}: {tag!r} is not a valid tag ({TAG_RULE})"
+        message = f"{origin}: {value!r} is not a valid {what}"
         raise ImageImportError(message) from None
 
 
