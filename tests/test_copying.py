@@ -98,3 +98,13 @@ def test_copies_past_a_writeback_step_reach_a_real_file_whole(tmp_path):
 
     assert copied == size
     assert path.read_bytes() == data
+
+
+def test_bytes_in_memory_are_hashed_without_a_thread(monkeypatch):
+    started = []
+    monkeypatch.setattr(copying.threading.Thread, "start", started.append)
+    output = io.BytesIO()
+    hasher = hashlib.sha256()
+    assert copy_hashed([b"a manifest"], output, hasher) == 10
+    assert hasher.hexdigest() == hashlib.sha256(b"a manifest").hexdigest()
+    assert started == []

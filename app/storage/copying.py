@@ -28,6 +28,10 @@ def copy_hashed(stream, output, hasher=None, progress=None):
     """
     if hasher is None:
         return _copy(stream, output, None, progress)
+    if isinstance(stream, (list, tuple)):
+        # Bytes already in memory (a manifest, a small blob): nothing to overlap
+        # the hashing with, so no thread is worth starting for them.
+        return _copy(stream, output, _InlineHashing(hasher), progress)
     with _HashingThread(hasher) as hashing:
         return _copy(stream, output, hashing, progress)
 
@@ -75,6 +79,18 @@ def _blocks(stream, free):
     else:
         for block in stream:
             yield block, None
+
+
+class _InlineHashing:
+    """Hashes each block as it is given, in the caller's thread."""
+
+    def __init__(self, hasher):
+        self.hasher = hasher
+
+    def submit(self, block, free, buffer):
+        self.hasher.update(block)
+        if buffer is not None:
+            free.put(buffer)
 
 
 class _HashingThread:
