@@ -1,8 +1,10 @@
-"""gunicorn's access log keeps no token, password or credential header."""
+"""gunicorn's access log keeps no token, password or credential header, and
+loses no line when the server stops right after a burst of requests."""
 
 import base64
 import os
 import urllib.error
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,6 +23,8 @@ SECRET_QUERIES = [
     f"/token?REFRESH_TOKEN={SECRET}",
     f"/token?access%5Ftoken={SECRET}",
 ]
+# Requests sent at once from many threads just before the server is stopped.
+BURST = 300
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,9 @@ def access_log(tmp_path_factory):
         for path in SECRET_QUERIES:
             send(server, path, headers)
         send(server, "/v2/?visible=kept", {})
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            paths = [f"/v2/?burst={index}" for index in range(BURST)]
+            list(pool.map(lambda path: send(server, path, {}), paths))
     return (tmp / "gunicorn.log").read_text()
 
 
@@ -64,3 +71,9 @@ def test_the_rest_of_the_request_line_is_kept(access_log):
     assert '"GET /v2/?access_token=REDACTED HTTP/1.1" 401' in access_log
     assert "GET /v2/?visible=kept HTTP/1.1" in access_log
     assert "service=registry&token=REDACTED&scope=repository:a:pull" in access_log
+
+
+def test_every_request_has_its_line_once_the_server_stopped(access_log):
+    for index in range(BURST):
+        assert access_log.count(f'"GET /v2/?burst={index} HTTP/1.1" 401') == 1
+    assert access_log.count('"GET /v2/?visible=kept HTTP/1.1" 401') == 1
