@@ -309,10 +309,10 @@ def require_access(resource_type=None, name=None, action=None):
     Without arguments, any valid token for this service will do (``GET /v2/``).
     """
     scope = f"{resource_type}:{name}:{action}" if resource_type else None
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if token is None:
         raise Unauthorized(headers=challenge(scope))
-    grant = get_signer().verify(token.strip())
+    grant = get_signer().verify(token)
     if grant is None:
         raise Unauthorized(
             "invalid or expired token", headers=challenge(scope, "invalid_token")
@@ -325,6 +325,15 @@ def require_access(resource_type=None, name=None, action=None):
         )
     g.registry_user = grant.get("sub")
     return grant
+
+
+def bearer_token(authorization):
+    """Return the token of an ``Authorization: Bearer`` value, else None."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
 
 
 def request_host():

@@ -6,6 +6,9 @@ from app.auth import require_access
 
 blueprint = Blueprint("base", __name__)
 
+# The header every /v2/ answer carries.
+API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
+
 
 @blueprint.get("/", strict_slashes=False)
 def version_check():

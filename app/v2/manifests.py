@@ -76,20 +76,33 @@ def get_manifest(name, reference):
     reference = lookup_reference(reference)
     require_access("repository", name, "pull")
 
-    storage = get_storage()
-    if not storage.repository_exists(name):
-        raise NameUnknown(detail={"name": name})
-    if isinstance(reference, Digest):
-        digest = reference
-    else:
-        digest = storage.resolve_tag(name, reference)
-    manifest = storage.get_manifest(name, digest)
+    manifest = find_manifest(get_storage(), name, reference)
 
-    response = Response(manifest.body)
-    response.headers["Content-Type"] = manifest.media_type
-    response.headers["Docker-Content-Digest"] = str(manifest.digest)
-    response.set_etag(str(manifest.digest))
-    return response
+    return Response(manifest.body, headers=manifest_headers(manifest))
+
+
+def find_manifest(storage, name, reference):
+    """Return the stored Manifest a tag or Digest names in repository ``name``."""
+    try:
+        if isinstance(reference, Digest):
+            digest = reference
+        else:
+            digest = storage.resolve_tag(name, reference)
+        return storage.get_manifest(name, digest)
+    except ManifestNotFound:
+        if not storage.repository_exists(name):
+            raise NameUnknown(detail={"name": name}) from None
+        raise
+
+
+def manifest_headers(manifest):
+    """The headers of a manifest's answer, besides its length."""
+    digest = str(manifest.digest)
+    return {
+        "Content-Type": manifest.media_type,
+        "Docker-Content-Digest": digest,
+        "ETag": f'"{digest}"',
+    }
 
 
 @blueprint.put("/<path:name>/manifests/<reference>")
