@@ -1,5 +1,6 @@
 """Copying a body into a file while a second thread hashes it."""
 
+import errno
 import hashlib
 import io
 import os
@@ -108,3 +109,102 @@ def test_bytes_in_memory_are_hashed_without_a_thread(monkeypatch):
     assert copy_hashed([b"a manifest"], output, hasher) == 10
     assert hasher.hexdigest() == hashlib.sha256(b"a manifest").hexdigest()
     assert started == []
+
+
+def direct_io_works(folder):
+    """Tell whether the file system under ``folder`` takes direct I/O."""
+    probe = folder / "probe"
+    with open(probe, "wb") as output:
+        works = copying._set_direct(output.fileno(), True)
+    probe.unlink()
+    return works
+
+
+class CountingWrites:
+    """Counts the bytes written with os.write, the way direct writes go."""
+
+    def __init__(self, monkeypatch, fail_after=None, error=errno.EINVAL):
+        self.written = 0
+        self.fail_after = fail_after
+        self.error = error
+        self.real_write = os.write
+        monkeypatch.setattr(copying.os, "write", self.write)
+
+    def write(self, descriptor, data):
+        if self.fail_after is not None and self.written >= self.fail_after:
+            raise OSError(self.error, os.strerror(self.error))
+        count = self.real_write(descriptor, data)
+        self.written += count
+        return count
+
+
+@pytest.mark.parametrize(
+    "start, size",
+    [
+        (0, 8 * copying.BLOCK_SIZE),
+        (0, 8 * copying.BLOCK_SIZE + 1),
+        (0, 3 * copying.BLOCK_SIZE - 4096),
+        (copying.BLOCK_SIZE, 2 * copying.BLOCK_SIZE + 99),
+        (12345, 3 * copying.BLOCK_SIZE),
+        (0, 100),
+    ],
+)
+def test_appends_at_any_offset_land_whole_and_leave_the_file_positioned(
+    tmp_path, monkeypatch, start, size
+):
+    path = tmp_path / "data"
+    head, data = os.urandom(start), os.urandom(size)
+    path.write_bytes(head)
+    writes = CountingWrites(monkeypatch)
+
+    with open(path, "r+b") as output:
+        output.seek(start)
+        copied = copy_hashed(io.BytesIO(data), output, hashlib.sha256())
+        assert output.tell() == start + size
+        output.write(b"after")
+
+    assert copied == size
+    assert path.read_bytes() == head + data + b"after"
+    aligned_start = start % copying.ALIGNMENT == 0
+    whole_blocks = size // copying.BLOCK_SIZE * copying.BLOCK_SIZE
+    if aligned_start and direct_io_works(tmp_path):
+        # Every whole block bypassed the page cache; the unaligned tail did not.
+        assert writes.written >= whole_blocks
+        assert writes.written <= size - size % copying.ALIGNMENT
+    else:
+        assert writes.written == 0
+
+
+def test_a_file_system_refusing_direct_writes_gets_them_through_the_cache(
+    tmp_path, monkeypatch
+):
+    data = os.urandom(4 * copying.BLOCK_SIZE)
+    writes = CountingWrites(monkeypatch, fail_after=copying.BLOCK_SIZE)
+    path = tmp_path / "data"
+
+    with open(path, "wb") as output:
+        assert copy_hashed(io.BytesIO(data), output, hashlib.sha256()) == len(data)
+        assert output.tell() == len(data)
+
+    assert path.read_bytes() == data
+    assert writes.written <= copying.BLOCK_SIZE
+
+
+def test_a_full_disk_stops_the_copy_and_reaches_the_caller(tmp_path, monkeypatch):
+    if not direct_io_works(tmp_path):
+        pytest.fail("the test folder's file system takes no direct I/O")
+    data = io.BytesIO(os.urandom(64 * copying.BLOCK_SIZE))
+    CountingWrites(monkeypatch, fail_after=copying.BLOCK_SIZE, error=errno.ENOSPC)
+
+    with open(tmp_path / "data", "wb") as output, pytest.raises(OSError) as raised:
+        copy_hashed(data, output, hashlib.sha256())
+
+    assert raised.value.errno == errno.ENOSPC
+    assert data.tell() < 64 * copying.BLOCK_SIZE  # it did not read on to the end
+
+
+def test_buffers_are_kept_for_the_next_copies_but_no_more():
+    for _ in range(3):
+        copy_hashed(io.BytesIO(DATA), io.BytesIO(), hashlib.sha256())
+    assert copying._SPARE.qsize() <= copying.SPARE_BUFFERS
+    assert copying._SPARE.qsize() >= copying.BUFFER_COUNT

@@ -1,13 +1,26 @@
 """Copying a request body into a file while hashing it, on two cores at once.
 
-Writing a block into the page cache and hashing it both release the GIL, so
-the hash of one block is computed in a second thread while the next block is
-read and written: an upload keeps two cores busy instead of one. Streams that
-offer ``readinto`` are read into a few reused buffers, which spares an
-allocation and a copy for every block.
+Writing a block and hashing it both release the GIL, so the hash of one block
+is computed in a second thread while the next block is read and written: an
+upload keeps two cores busy instead of one. Streams that offer ``readinto``
+are read into a few reused, page-aligned buffers, which spares an allocation
+and a copy for every block.
+
+Blocks read that way go to the disk with direct I/O (``O_DIRECT``) while the
+file's offset and the blocks stay aligned, bypassing the page cache: the bytes
+are not copied into freshly allocated cache pages (on a virtual machine each
+such page can cost a fault in the host too), and the fsync that makes the
+blob durable finds nothing left to write. Where the file system refuses direct
+I/O, or a block is not aligned (the last one, usually), writes go through the
+page cache as before.
 """
 
 import ctypes
+import errno
+import fcntl
+import io
+import mmap
+import os
 import queue
 import threading
 
@@ -16,8 +29,15 @@ BLOCK_SIZE = 1024 * 1024
 # before a blob is installed finds little left to write.
 WRITEBACK_STEP = 16 * 1024 * 1024
 SYNC_FILE_RANGE_WRITE = 2  # from <linux/fs.h>: start writeback, do not wait
-# Buffers in flight: one being filled, one being hashed, one waiting.
-BUFFER_COUNT = 3
+# Buffers in flight: one being filled, one being written, one being hashed,
+# one waiting.
+BUFFER_COUNT = 4
+# Direct I/O wants the offset, the length and the memory of a write aligned to
+# the device's logical block; a page is a multiple of every common one.
+ALIGNMENT = mmap.PAGESIZE
+O_DIRECT = getattr(os, "O_DIRECT", 0)
+# Buffers kept for the next uploads of a process, warm and already mapped.
+SPARE_BUFFERS = 2 * BUFFER_COUNT
 
 
 def copy_hashed(stream, output, hasher=None, progress=None):
@@ -26,34 +46,96 @@ def copy_hashed(stream, output, hasher=None, progress=None):
     Returns the number of bytes copied. ``progress``, if given, is called with
     the size of each block. On failure the hasher has seen an unknown prefix.
     """
-    if hasher is None:
-        return _copy(stream, output, None, progress)
-    if isinstance(stream, (list, tuple)):
-        # Bytes already in memory (a manifest, a small blob): nothing to overlap
-        # the hashing with, so no thread is worth starting for them.
-        return _copy(stream, output, _InlineHashing(hasher), progress)
-    with _HashingThread(hasher) as hashing:
-        return _copy(stream, output, hashing, progress)
-
-
-def _copy(stream, output, hashing, progress):
     free = queue.SimpleQueue()
-    written = unsynced = 0
+    writer = _Writer(output)
+    try:
+        if hasher is None or isinstance(stream, (list, tuple)):
+            # Nothing to hash, or bytes already in memory (a manifest, a small
+            # blob): no thread is worth starting for them.
+            return _copy_inline(stream, writer, hasher, progress, free)
+        return _copy_pipelined(stream, writer, hasher, progress, free)
+    finally:
+        writer.close()
+        _keep_buffers(free)
+
+
+def _copy_inline(stream, writer, hasher, progress, free):
+    written = 0
     for block, buffer in _blocks(stream, free):
-        output.write(block)
+        writer.write(block, buffer)
+        if hasher is not None:
+            hasher.update(block)
         written += len(block)
-        unsynced += len(block)
-        if unsynced >= WRITEBACK_STEP:
-            output.flush()
-            _start_writeback(output.fileno())
-            unsynced = 0
         if progress:
             progress(len(block))
-        if hashing is not None:
-            hashing.submit(block, free, buffer)
-        elif buffer is not None:
+        if buffer is not None:
             free.put(buffer)
     return written
+
+
+def _copy_pipelined(stream, writer, hasher, progress, free):
+    """Read, write and hash in three threads, each block passing through in turn.
+
+    A block is written while the next one is read and the one before is
+    hashed; its buffer goes back to ``free`` once hashed.
+    """
+    written = 0
+    hashing = _Stage(lambda block, buffer: hasher.update(block), free)
+    writing = _Stage(writer.write, hashing)
+    try:
+        for block, buffer in _blocks(stream, free):
+            writing.submit(block, buffer)
+            written += len(block)
+            if progress:
+                progress(len(block))
+            if writing.error or hashing.error:
+                break
+    finally:
+        writing.finish()
+        hashing.finish()
+    for stage in (writing, hashing):
+        if stage.error is not None:
+            raise stage.error
+    return written
+
+
+class _Stage:
+    """A thread doing ``work(block, buffer)`` for each block it is given, in order.
+
+    Each block then goes on to ``following``: the next stage, or the queue of
+    free buffers (blocks without a buffer of their own just end there). After
+    an error the thread only passes blocks on; ``error`` tells it.
+    """
+
+    def __init__(self, work, following):
+        self.work = work
+        self.following = following
+        self.blocks = queue.Queue(maxsize=BUFFER_COUNT)
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def submit(self, block, buffer):
+        self.blocks.put((block, buffer))
+
+    def finish(self):
+        """Wait until every block given has been dealt with."""
+        self.blocks.put(None)
+        self.thread.join()
+
+    def _run(self):
+        while (item := self.blocks.get()) is not None:
+            block, buffer = item
+            try:
+                if self.error is None:
+                    self.work(block, buffer)
+            except BaseException as error:  # raised by the copying thread
+                self.error = error
+            finally:
+                if isinstance(self.following, _Stage):
+                    self.following.submit(block, buffer)
+                elif buffer is not None:
+                    self.following.put(buffer)
 
 
 def _blocks(stream, free):
@@ -66,11 +148,12 @@ def _blocks(stream, free):
     readinto = getattr(stream, "readinto", None)
     if readinto is not None:
         for _ in range(BUFFER_COUNT):
-            free.put(bytearray(BLOCK_SIZE))
+            free.put(_take_buffer())
         while True:
             buffer = free.get()
             size = readinto(buffer)
             if not size:
+                free.put(buffer)
                 return
             yield memoryview(buffer)[:size], buffer
     elif hasattr(stream, "read"):
@@ -81,52 +164,101 @@ def _blocks(stream, free):
             yield block, None
 
 
-class _InlineHashing:
-    """Hashes each block as it is given, in the caller's thread."""
-
-    def __init__(self, hasher):
-        self.hasher = hasher
-
-    def submit(self, block, free, buffer):
-        self.hasher.update(block)
-        if buffer is not None:
-            free.put(buffer)
+_SPARE = queue.SimpleQueue()
 
 
-class _HashingThread:
-    """A thread that hashes the blocks it is given, in order."""
+def _take_buffer():
+    """Return a page-aligned buffer of BLOCK_SIZE bytes, a spare one if any."""
+    try:
+        return _SPARE.get_nowait()
+    except queue.Empty:
+        return mmap.mmap(-1, BLOCK_SIZE)
 
-    def __init__(self, hasher):
-        self.hasher = hasher
-        self.blocks = queue.Queue(maxsize=BUFFER_COUNT)
-        self.error = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
-        self.thread.start()
-        return self
+def _keep_buffers(free):
+    """Keep the buffers of a finished copy as spares, up to SPARE_BUFFERS."""
+    while True:
+        try:
+            buffer = free.get_nowait()
+        except queue.Empty:
+            return
+        if _SPARE.qsize() < SPARE_BUFFERS:
+            _SPARE.put(buffer)
 
-    def __exit__(self, *_exception):
-        self.blocks.put(None)
-        self.thread.join()
-        if self.error is not None and _exception[0] is None:
-            raise self.error
 
-    def submit(self, block, free, buffer):
-        """Hash ``block``; then give ``buffer`` back to ``free`` (if not None)."""
-        self.blocks.put((block, free, buffer))
+class _Writer:
+    """Writes blocks to a file: direct I/O while they stay aligned, else cached.
 
-    def _run(self):
-        while (item := self.blocks.get()) is not None:
-            block, free, buffer = item
+    Direct writes go through the file's descriptor, at its offset, after the
+    file object has been flushed; the object asks the descriptor where it
+    stands, so it follows.
+    """
+
+    def __init__(self, output):
+        self.output = output
+        self.descriptor = None
+        self.direct = False
+        self.unsynced = 0
+        fileno = getattr(output, "fileno", None)
+        if fileno is None or not O_DIRECT:
+            return
+        try:
+            output.flush()
+            self.descriptor = fileno()
+            start = os.lseek(self.descriptor, 0, os.SEEK_CUR)
+        except (OSError, ValueError, io.UnsupportedOperation):
+            self.descriptor = None
+            return
+        if start % ALIGNMENT == 0:
+            self.direct = _set_direct(self.descriptor, True)
+
+    def write(self, block, buffer):
+        """Write ``block``; direct I/O only for a block at the start of a buffer."""
+        if self.direct and buffer is not None and len(block) % ALIGNMENT == 0:
+            block = self._write_direct(block)
+            if not block:
+                return
+        if self.direct:
+            self._stop_direct()
+        self.output.write(block)
+        self.unsynced += len(block)
+        if self.unsynced >= WRITEBACK_STEP and self.descriptor is not None:
+            self.output.flush()
+            _start_writeback(self.descriptor)
+            self.unsynced = 0
+
+    def _write_direct(self, block):
+        """Write what direct I/O takes of ``block``; return the rest, if any."""
+        view = memoryview(block)
+        while view:
             try:
-                if self.error is None:
-                    self.hasher.update(block)
-            except BaseException as error:  # reported by __exit__
-                self.error = error
-            finally:
-                if buffer is not None:
-                    free.put(buffer)
+                view = view[os.write(self.descriptor, view) :]
+            except OSError as error:
+                if error.errno != errno.EINVAL:
+                    raise
+                break  # refused after all: the page cache takes the rest
+            if len(view) % ALIGNMENT:
+                break
+        return view
+
+    def _stop_direct(self):
+        self.direct = False
+        _set_direct(self.descriptor, False)
+
+    def close(self):
+        if self.direct:
+            self._stop_direct()
+
+
+def _set_direct(descriptor, on):
+    """Switch direct I/O on or off for a descriptor; tell whether it is on now."""
+    try:
+        flags = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+        flags = flags | O_DIRECT if on else flags & ~O_DIRECT
+        fcntl.fcntl(descriptor, fcntl.F_SETFL, flags)
+    except OSError:
+        return False
+    return on
 
 
 def _find_sync_file_range():
