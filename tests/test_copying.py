@@ -4,6 +4,8 @@ import errno
 import hashlib
 import io
 import os
+import signal
+import threading
 
 import pytest
 
@@ -208,3 +210,24 @@ def test_buffers_are_kept_for_the_next_copies_but_no_more():
         copy_hashed(io.BytesIO(DATA), io.BytesIO(), hashlib.sha256())
     assert copying._SPARE.qsize() <= copying.SPARE_BUFFERS
     assert copying._SPARE.qsize() >= copying.BUFFER_COUNT
+
+
+def test_a_forked_process_copies_with_threads_of_its_own():
+    data = os.urandom(3 * copying.BLOCK_SIZE)
+    copy_hashed(io.BytesIO(data), io.BytesIO(), hashlib.sha256())  # runners idle now
+    child = os.fork()
+    if child == 0:
+        signal.alarm(30)  # a copy waiting for a runner that is not there ends
+        hasher = hashlib.sha256()
+        copy_hashed(io.BytesIO(data), io.BytesIO(), hasher)
+        os._exit(0 if hasher.digest() == hashlib.sha256(data).digest() else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_runner_threads_are_reused_between_copies():
+    copy_hashed(io.BytesIO(DATA), io.BytesIO(), hashlib.sha256())
+    before = threading.active_count()
+    for _ in range(5):
+        copy_hashed(io.BytesIO(DATA), io.BytesIO(), hashlib.sha256())
+    assert threading.active_count() == before

@@ -112,8 +112,8 @@ class _Stage:
         self.following = following
         self.blocks = queue.Queue(maxsize=BUFFER_COUNT)
         self.error = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self.finished = threading.Event()
+        _run_in_thread(self._run)
 
     def submit(self, block, buffer):
         self.blocks.put((block, buffer))
@@ -121,21 +121,61 @@ class _Stage:
     def finish(self):
         """Wait until every block given has been dealt with."""
         self.blocks.put(None)
-        self.thread.join()
+        self.finished.wait()
 
     def _run(self):
-        while (item := self.blocks.get()) is not None:
-            block, buffer = item
-            try:
-                if self.error is None:
-                    self.work(block, buffer)
-            except BaseException as error:  # raised by the copying thread
-                self.error = error
-            finally:
-                if isinstance(self.following, _Stage):
-                    self.following.submit(block, buffer)
-                elif buffer is not None:
-                    self.following.put(buffer)
+        try:
+            while (item := self.blocks.get()) is not None:
+                self._pass_on(*item)
+        finally:
+            self.finished.set()
+
+    def _pass_on(self, block, buffer):
+        try:
+            if self.error is None:
+                self.work(block, buffer)
+        except BaseException as error:  # raised by the copying thread
+            self.error = error
+        finally:
+            if isinstance(self.following, _Stage):
+                self.following.submit(block, buffer)
+            elif buffer is not None:
+                self.following.put(buffer)
+
+
+# Threads waiting for a stage to run: an upload in several requests (16 MiB
+# PATCHes, say) would otherwise start two threads for each, and a thread that
+# is started waits for the GIL before its starter may go on.
+_IDLE_RUNNERS = queue.SimpleQueue()
+IDLE_RUNNERS_KEPT = 16
+
+
+def _run_in_thread(function):
+    """Run ``function`` in an idle runner thread, or in a new one."""
+    try:
+        jobs = _IDLE_RUNNERS.get_nowait()
+    except queue.Empty:
+        jobs = queue.SimpleQueue()
+        threading.Thread(target=_serve, args=(jobs,), daemon=True).start()
+    jobs.put(function)
+
+
+def _forget_runners():
+    """In a forked child: the parent's idle runners are not there to run."""
+    global _IDLE_RUNNERS
+    _IDLE_RUNNERS = queue.SimpleQueue()
+
+
+os.register_at_fork(after_in_child=_forget_runners)
+
+
+def _serve(jobs):
+    """Run the functions put in ``jobs``; end when too many runners are idle."""
+    while True:
+        jobs.get()()
+        if _IDLE_RUNNERS.qsize() >= IDLE_RUNNERS_KEPT:
+            return
+        _IDLE_RUNNERS.put(jobs)
 
 
 def _blocks(stream, free):
