@@ -69,27 +69,80 @@ class RedactingLogger(Logger):
         return writer
 
     def atoms(self, resp, req, environ, request_time):
-        """Return gunicorn's atoms with queries and credential headers redacted.
+        """Return the atoms the log format names, with secrets redacted.
 
-        Only the atoms the log format names are looked at: gunicorn offers one
-        for every header and environ entry, and going through them all on
-        every request cost a third of a small request's time.
+        gunicorn's own method builds every atom, one for each request header,
+        response header and environ entry too, on every request; only those
+        the format names are made here, the way gunicorn makes them.
         """
-        atoms = super().atoms(resp, req, environ, request_time)
-        used = format_atoms(self.cfg.access_log_format)
-        for key in used:
-            value = atoms.get(key)
+        atoms = {}
+        for key in format_atoms(self.cfg.access_log_format):
+            value = self.atom(key, resp, req, environ, request_time)
             if isinstance(value, str):
-                atoms[key] = redact_atom(key, value)
-        if "r" in used:
-            atoms["r"] = " ".join(
-                (
-                    environ["REQUEST_METHOD"],
-                    redact_uri(environ["RAW_URI"]),
-                    environ["SERVER_PROTOCOL"],
-                )
-            )
+                value = redact_atom(key, value)
+            if value is not None:
+                atoms[key] = value
         return atoms
+
+    def atom(self, key, resp, req, environ, request_time):
+        """Return one atom's value, or None if the request has no such thing."""
+        if key.startswith("{") and key[-2:] in ("}i", "}o", "}e"):
+            name, kind = key[1:-2], key[-1]
+            if kind == "e":
+                pairs = environ.items()
+            else:
+                headers = req.headers if kind == "i" else resp.headers
+                pairs = headers.items() if hasattr(headers, "items") else headers
+            found = None
+            for field, value in pairs:
+                if field.lower() == name:
+                    found = value  # the last of several, as gunicorn has it
+            return found
+        seconds, micros = request_time.seconds, request_time.microseconds
+        sent = getattr(resp, "sent", None)
+        if key == "h":
+            return environ.get("REMOTE_ADDR", "-")
+        if key == "l":
+            return "-"
+        if key == "u":
+            return self._get_user(environ) or "-"
+        if key == "t":
+            return self.now()
+        if key == "r":
+            uri = redact_uri(environ["RAW_URI"])
+            return f"{environ['REQUEST_METHOD']} {uri} {environ['SERVER_PROTOCOL']}"
+        if key == "s":
+            status = resp.status
+            return status.split(None, 1)[0] if isinstance(status, str) else status
+        if key == "b":
+            return str(sent) if sent is not None else "-"
+        if key == "B":
+            return sent
+        if key == "T":
+            return seconds
+        if key == "D":
+            return seconds * 1000000 + micros
+        if key == "M":
+            return seconds * 1000 + micros // 1000
+        if key == "L":
+            return f"{seconds}.{micros:06d}"
+        if key == "p":
+            return f"<{os.getpid()}>"
+        variable = ENVIRON_ATOMS.get(key)
+        if variable is None:
+            return None
+        return environ.get(variable, "-" if key in ("f", "a") else None)
+
+
+# The atoms that are one environ entry each.
+ENVIRON_ATOMS = {
+    "m": "REQUEST_METHOD",
+    "U": "PATH_INFO",
+    "q": "QUERY_STRING",
+    "H": "SERVER_PROTOCOL",
+    "f": "HTTP_REFERER",
+    "a": "HTTP_USER_AGENT",
+}
 
 
 # Taken while a process's writer is made, so that two threads make only one.

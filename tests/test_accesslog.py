@@ -1,8 +1,19 @@
 """The access log's redaction of secret query parameters and headers."""
 
-import pytest
+import datetime
 
-from accesslog import format_atoms, is_secret_header, redact_query, redact_uri
+import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger, SafeAtoms
+
+from accesslog import (
+    RedactingLogger,
+    format_atoms,
+    is_secret_header,
+    redact_atom,
+    redact_query,
+    redact_uri,
+)
 
 
 @pytest.mark.parametrize(
@@ -44,3 +55,97 @@ def test_credential_headers_are_told_apart(atom, secret):
 def test_the_atoms_of_a_format_are_named_as_gunicorn_looks_them_up():
     used = format_atoms('%(h)s "%(r)s" %({Authorization}i)s %({X-Token}o)s')
     assert used == {"h", "r", "{authorization}i", "{x-token}o"}
+
+
+GUNICORN_ATOMS = [
+    "h",
+    "l",
+    "u",
+    "t",
+    "r",
+    "s",
+    "m",
+    "U",
+    "q",
+    "H",
+    "b",
+    "B",
+    "f",
+    "a",
+    "T",
+    "D",
+    "M",
+    "L",
+    "p",
+]
+EXTRA_ATOMS = [
+    "{user-agent}i",
+    "{Accept}i",
+    "{x-missing}i",
+    "{content-type}o",
+    "{remote_addr}e",
+    "{http_authorization}e",
+    "{authorization}i",
+    "{raw_uri}e",
+    "nonsense",
+]
+
+
+class Answer:
+    status = "200 OK"
+    sent = 523
+    headers = [("Content-Type", "application/json"), ("Set-Cookie", "s=1")]
+
+
+class Request:
+    headers = [
+        ("USER-AGENT", 'curl/8 "quoted"'),
+        ("ACCEPT", "text/plain"),
+        ("ACCEPT", "application/json"),
+        ("AUTHORIZATION", "Basic YWxpY2U6c2VjcmV0"),
+    ]
+
+
+ENVIRON = {
+    "REMOTE_ADDR": "127.0.0.1",
+    "REQUEST_METHOD": "GET",
+    "RAW_URI": "/v2/a/tags/list?n=1&token=secret",
+    "PATH_INFO": "/v2/a/tags/list",
+    "QUERY_STRING": "n=1&token=secret",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "HTTP_USER_AGENT": 'curl/8 "quoted"',
+    "HTTP_AUTHORIZATION": "Basic YWxpY2U6c2VjcmV0",
+}
+
+
+def gunicorn_line(log_format, duration):
+    """The line gunicorn's own atoms give, redacted as the access log redacts."""
+    config = Config()
+    config.set("access_log_format", log_format)
+    atoms = Logger(config).atoms(Answer(), Request(), ENVIRON, duration)
+    for key in format_atoms(log_format):
+        if isinstance(atoms.get(key), str):
+            atoms[key] = redact_atom(key, atoms[key])
+    atoms["r"] = f"GET {redact_uri(ENVIRON['RAW_URI'])} HTTP/1.1"
+    return log_format % SafeAtoms(atoms)
+
+
+@pytest.mark.parametrize(
+    "log_format",
+    [
+        Config().access_log_format,
+        " ".join(f"%({atom})s" for atom in GUNICORN_ATOMS + EXTRA_ATOMS),
+    ],
+    ids=["default", "every atom"],
+)
+def test_atoms_are_made_as_gunicorn_makes_them_but_redacted(monkeypatch, log_format):
+    monkeypatch.setattr(Logger, "now", lambda self: "[04/Dec/2026:10:00:00 +0000]")
+    duration = datetime.timedelta(seconds=1, microseconds=2345)
+    config = Config()
+    config.set("access_log_format", log_format)
+    ours = RedactingLogger(config).atoms(Answer(), Request(), ENVIRON, duration)
+
+    line = log_format % SafeAtoms(ours)
+
+    assert line == gunicorn_line(log_format, duration)
+    assert "secret" not in line and "YWxpY2U6c2VjcmV0" not in line
