@@ -29,15 +29,16 @@ BLOCK_SIZE = 1024 * 1024
 # before a blob is installed finds little left to write.
 WRITEBACK_STEP = 16 * 1024 * 1024
 SYNC_FILE_RANGE_WRITE = 2  # from <linux/fs.h>: start writeback, do not wait
-# Buffers in flight: one being filled, one being written, one being hashed,
-# one waiting.
+# Blocks waiting for a stage (writing, hashing): enough to ride out a stall
+# of one stage, few enough to bound a copy's memory.
 BUFFER_COUNT = 4
 # Direct I/O wants the offset, the length and the memory of a write aligned to
 # the device's logical block; a page is a multiple of every common one.
 ALIGNMENT = mmap.PAGESIZE
 O_DIRECT = getattr(os, "O_DIRECT", 0)
-# Buffers kept for the next uploads of a process, warm and already mapped.
-SPARE_BUFFERS = 2 * BUFFER_COUNT
+# Buffers kept for the next blocks of a process, warm and already mapped: as
+# many as one copy has in flight (read, queued and worked on by each stage).
+SPARE_BUFFERS = 2 * BUFFER_COUNT + 4
 
 
 def copy_hashed(stream, output, hasher=None, progress=None):
@@ -46,70 +47,106 @@ def copy_hashed(stream, output, hasher=None, progress=None):
     Returns the number of bytes copied. ``progress``, if given, is called with
     the size of each block. On failure the hasher has seen an unknown prefix.
     """
-    free = queue.SimpleQueue()
-    writer = _Writer(output)
-    try:
-        if hasher is None or isinstance(stream, (list, tuple)):
-            # Nothing to hash, or bytes already in memory (a manifest, a small
-            # blob): no thread is worth starting for them.
-            return _copy_inline(stream, writer, hasher, progress, free)
-        return _copy_pipelined(stream, writer, hasher, progress, free)
-    finally:
-        writer.close()
-        _keep_buffers(free)
-
-
-def _copy_inline(stream, writer, hasher, progress, free):
-    written = 0
-    for block, buffer in _blocks(stream, free):
-        writer.write(block, buffer)
-        if hasher is not None:
-            hasher.update(block)
-        written += len(block)
-        if progress:
-            progress(len(block))
-        if buffer is not None:
-            free.put(buffer)
+    if hasher is None or isinstance(stream, (list, tuple)):
+        # Nothing to hash, or bytes already in memory (a manifest, a small
+        # blob): no thread is worth starting for them.
+        return _copy_inline(stream, output, hasher, progress)
+    hashing = Hashing(hasher)
+    written = copy_hashing(stream, output, hashing, progress)
+    hashing.result()
     return written
 
 
-def _copy_pipelined(stream, writer, hasher, progress, free):
-    """Read, write and hash in three threads, each block passing through in turn.
+def copy_hashing(stream, output, hashing, progress=None):
+    """Copy ``stream`` to ``output``; ``hashing`` (a Hashing) hashes it meanwhile.
 
-    A block is written while the next one is read and the one before is
-    hashed; its buffer goes back to ``free`` once hashed.
+    Returns the number of bytes copied once they are all written; the last
+    blocks may still be hashing then (``hashing.result()`` waits for them), so
+    that an upload in several requests is hashed in one go, not in steps
+    that each end waiting for the hash to catch up.
+
+    Each block is read, written and hashed in three threads, in turn: a block
+    is written while the next one is read and the one before is hashed.
     """
+    writer = _Writer(output)
+    hashing_stage = hashing.stage()
+    writing = _Stage(writer.write, hashing_stage.submit)
     written = 0
-    hashing = _Stage(lambda block, buffer: hasher.update(block), free)
-    writing = _Stage(writer.write, hashing)
     try:
-        for block, buffer in _blocks(stream, free):
+        for block, buffer in _blocks(stream):
             writing.submit(block, buffer)
             written += len(block)
             if progress:
                 progress(len(block))
-            if writing.error or hashing.error:
+            if writing.error or hashing_stage.error:
                 break
     finally:
         writing.finish()
-        hashing.finish()
-    for stage in (writing, hashing):
-        if stage.error is not None:
-            raise stage.error
+        hashing_stage.close()
+        writer.close()
+    if writing.error is not None:
+        raise writing.error
+    return written
+
+
+class Hashing:
+    """A hasher fed by one copy after another, in the background, in order."""
+
+    def __init__(self, hasher):
+        self.hasher = hasher
+        self.last = None  # the stage hashing the latest copy's blocks
+
+    @property
+    def name(self):
+        return self.hasher.name
+
+    def stage(self):
+        """Return a stage for the next copy's blocks, after the previous copy's."""
+        self.last = _Stage(self._update, _give_back, after=self.last)
+        return self.last
+
+    def _update(self, block, buffer):
+        self.hasher.update(block)
+
+    def result(self):
+        """Return the hasher once every block given is hashed; raise its error."""
+        if self.last is not None:
+            self.last.finished.wait()
+            if self.last.error is not None:
+                raise self.last.error
+        return self.hasher
+
+
+def _copy_inline(stream, output, hasher, progress):
+    writer = _Writer(output)
+    written = 0
+    try:
+        for block, buffer in _blocks(stream):
+            writer.write(block, buffer)
+            if hasher is not None:
+                hasher.update(block)
+            written += len(block)
+            if progress:
+                progress(len(block))
+            _give_back(block, buffer)
+    finally:
+        writer.close()
     return written
 
 
 class _Stage:
     """A thread doing ``work(block, buffer)`` for each block it is given, in order.
 
-    Each block then goes on to ``following``: the next stage, or the queue of
-    free buffers (blocks without a buffer of their own just end there). After
-    an error the thread only passes blocks on; ``error`` tells it.
+    Each block then goes on to ``following(block, buffer)``: the next stage, or
+    back to the spare buffers. A stage made ``after`` another starts once that
+    one has finished, and inherits its error. After an error the thread only
+    passes blocks on; ``error`` tells it.
     """
 
-    def __init__(self, work, following):
+    def __init__(self, work, following, after=None):
         self.work = work
         self.following = following
+        self.after = after
         self.blocks = queue.Queue(maxsize=BUFFER_COUNT)
         self.error = None
         self.finished = threading.Event()
@@ -118,13 +155,21 @@ class _Stage:
     def submit(self, block, buffer):
         self.blocks.put((block, buffer))
 
+    def close(self):
+        """Say that no more blocks will come; the thread ends after the last."""
+        self.blocks.put(None)
+
     def finish(self):
         """Wait until every block given has been dealt with."""
-        self.blocks.put(None)
+        self.close()
         self.finished.wait()
 
     def _run(self):
         try:
+            if self.after is not None:
+                self.after.finished.wait()
+                self.error = self.after.error
+                self.after = None
             while (item := self.blocks.get()) is not None:
                 self._pass_on(*item)
         finally:
@@ -134,13 +179,10 @@ class _Stage:
         try:
             if self.error is None:
                 self.work(block, buffer)
-        except BaseException as error:  # raised by the copying thread
+        except BaseException as error:  # raised where the stage is waited for
             self.error = error
         finally:
-            if isinstance(self.following, _Stage):
-                self.following.submit(block, buffer)
-            elif buffer is not None:
-                self.following.put(buffer)
+            self.following(block, buffer)
 
 
 # Threads waiting for a stage to run: an upload in several requests (16 MiB
@@ -178,22 +220,20 @@ def _serve(jobs):
         _IDLE_RUNNERS.put(jobs)
 
 
-def _blocks(stream, free):
+def _blocks(stream):
     """Yield ``(block, buffer)``: each block and the reused buffer it lies in.
 
-    A file object is read by blocks, into the buffers of ``free`` if it has
-    ``readinto`` (the caller gives each buffer back when done with it); any
-    other iterable yields its items of bytes.
+    A file object is read by blocks, into spare buffers if it has ``readinto``
+    (whoever deals with a block last gives its buffer back); any other
+    iterable yields its items of bytes, with no buffer.
     """
     readinto = getattr(stream, "readinto", None)
     if readinto is not None:
-        for _ in range(BUFFER_COUNT):
-            free.put(_take_buffer())
         while True:
-            buffer = free.get()
+            buffer = _take_buffer()
             size = readinto(buffer)
             if not size:
-                free.put(buffer)
+                _give_back(None, buffer)
                 return
             yield memoryview(buffer)[:size], buffer
     elif hasattr(stream, "read"):
@@ -215,15 +255,10 @@ def _take_buffer():
         return mmap.mmap(-1, BLOCK_SIZE)
 
 
-def _keep_buffers(free):
-    """Keep the buffers of a finished copy as spares, up to SPARE_BUFFERS."""
-    while True:
-        try:
-            buffer = free.get_nowait()
-        except queue.Empty:
-            return
-        if _SPARE.qsize() < SPARE_BUFFERS:
-            _SPARE.put(buffer)
+def _give_back(block, buffer):
+    """Keep a block's buffer for the next blocks, up to SPARE_BUFFERS of them."""
+    if buffer is not None and _SPARE.qsize() < SPARE_BUFFERS:
+        _SPARE.put(buffer)
 
 
 class _Writer:

@@ -9,6 +9,8 @@
 Each worker remembers the running hash of uploads it appended to, so the
 common case (one client streaming to one worker) hashes every byte once; when
 a chunk lands elsewhere the hash is recomputed from ``data`` at commit time.
+A request appending a chunk answers once the chunk is written; its last blocks
+may still be hashing while the next chunk arrives.
 """
 
 import fcntl
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 
 from app.reference import Digest
 from app.storage.base import StoredItem
-from app.storage.copying import copy_hashed
+from app.storage.copying import Hashing, copy_hashed, copy_hashing
 from app.storage.errors import DigestMismatch, UploadNotFound, UploadRangeMismatch
 
 BLOCK_SIZE = 1024 * 1024
@@ -32,25 +34,25 @@ REMEMBERED_HASHES = 128
 
 
 class RunningHashes:
-    """A small per-process memory of ``upload id -> (size hashed, hasher)``."""
+    """A small per-process memory of ``upload id -> (size appended, Hashing)``."""
 
     def __init__(self):
         self.entries = OrderedDict()
         self.lock = threading.Lock()
 
     def take(self, upload_id, size):
-        """Return the hasher that has seen exactly ``size`` bytes, or None."""
+        """Return the Hashing fed exactly ``size`` bytes, or None."""
         with self.lock:
             entry = self.entries.pop(upload_id, None)
         if entry is None and size == 0:
-            return Digest(HASH_ALGORITHM, "").hasher()
+            return Hashing(Digest(HASH_ALGORITHM, "").hasher())
         if entry is not None and entry[0] == size:
             return entry[1]
         return None
 
-    def keep(self, upload_id, size, hasher):
+    def keep(self, upload_id, size, hashing):
         with self.lock:
-            self.entries[upload_id] = (size, hasher)
+            self.entries[upload_id] = (size, hashing)
             while len(self.entries) > REMEMBERED_HASHES:
                 self.entries.popitem(last=False)
 
@@ -92,10 +94,10 @@ class FilesystemUploads:
             size = os.stat(data_path).st_size
             if start is not None and start != size:
                 raise UploadRangeMismatch(detail={"expected": size, "received": start})
-            hasher = self.running_hashes.take(upload_id, size)
-            size = _append(data_path, stream, size, hasher)
-            if hasher is not None:
-                self.running_hashes.keep(upload_id, size, hasher)
+            hashing = self.running_hashes.take(upload_id, size)
+            size = _append(data_path, stream, size, hashing)
+            if hashing is not None:
+                self.running_hashes.keep(upload_id, size, hashing)
             return size
 
     def commit_upload(self, name, upload_id, digest):
@@ -170,8 +172,14 @@ class FilesystemUploads:
     def _hash_upload(self, upload_id, data_path, algorithm):
         """Return the Digest of an upload's bytes, from memory when possible."""
         size = os.stat(data_path).st_size
-        hasher = self.running_hashes.take(upload_id, size)
-        if hasher is None or hasher.name != algorithm:
+        hashing = self.running_hashes.take(upload_id, size)
+        hasher = None
+        if hashing is not None and hashing.name == algorithm:
+            try:
+                hasher = hashing.result()
+            except Exception:
+                hasher = None  # hashed wrong: hash the bytes on disk instead
+        if hasher is None:
             hasher = Digest(algorithm, "").hasher()
             with open(data_path, "rb") as data:
                 while block := data.read(BLOCK_SIZE):
@@ -179,12 +187,18 @@ class FilesystemUploads:
         return Digest(algorithm, hasher.hexdigest())
 
 
-def _append(data_path, stream, size, hasher):
-    """Append a stream to the upload's data; on any failure, cut back to ``size``."""
+def _append(data_path, stream, size, hashing):
+    """Append a stream to the upload's data; on any failure, cut back to ``size``.
+
+    ``hashing``, if not None, is fed the stream's bytes (in the background).
+    """
     with open(data_path, "r+b") as data:
         data.seek(size)
         try:
-            copy_hashed(stream, data, hasher)
+            if hashing is None:
+                copy_hashed(stream, data)
+            else:
+                copy_hashing(stream, data, hashing)
         except BaseException:
             data.truncate(size)
             raise
