@@ -13,6 +13,7 @@ load prometheus_client too early and leave every worker counting alone.
 
 import atexit
 import functools
+import logging
 import os
 import queue
 import re
@@ -33,6 +34,15 @@ QUERY_ATOMS = frozenset({"q", "{query_string}e"})
 URI_ATOMS = frozenset({"{raw_uri}e", "{request_uri}e"})
 # How a log format names an atom: %(name)s.
 FORMAT_ATOM = re.compile(r"%\(([^)]*)\)")
+# The user info of an absolute URI (``http://user:password@host/``).
+USER_INFO = re.compile(r"^(\W*[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+QUERY_SEPARATOR = re.compile(r"([&;])")
+WORD_SEPARATOR = re.compile(r"(\s+)")
+# A credential header quoted in a message, up to the end of its value.
+CREDENTIAL_TEXT = re.compile(
+    r"\b(authorization|proxy-authorization|cookie|set-cookie)\s*:[^\r\n'\"]*",
+    re.IGNORECASE,
+)
 
 
 class RedactingLogger(Logger):
@@ -44,6 +54,11 @@ class RedactingLogger(Logger):
     while the others woke and slept again: that cost a small request as much
     time as everything else it did.
     """
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        if not any(isinstance(f, RedactingFilter) for f in self.error_log.filters):
+            self.error_log.addFilter(RedactingFilter())
 
     def access(self, resp, req, environ, request_time):
         if not self.access_log_enabled:
@@ -219,17 +234,44 @@ def is_secret_header(key):
 
 
 def redact_uri(uri):
-    """Return a request URI with secret query parameters redacted."""
+    """Return a request URI with its user info and secret query values redacted."""
+    uri = USER_INFO.sub(rf"\1{REDACTED}@", uri)
     path, separator, query = uri.partition("?")
     return path + separator + redact_query(query)
 
 
 def redact_query(query):
-    """Return a query string with the values of secret parameters redacted."""
-    parts = []
-    for part in query.split("&"):
-        name, separator, _ = part.partition("=")
+    """Return a query string with the values of secret parameters redacted.
+
+    Parameters are told apart by ``&`` and by ``;``, as some parsers do.
+    """
+    parts = QUERY_SEPARATOR.split(query)
+    for index in range(0, len(parts), 2):
+        name, _, _ = parts[index].partition("=")
         if unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
-            part = f"{name}={REDACTED}"
-        parts.append(part)
-    return "&".join(parts)
+            parts[index] = f"{name}={REDACTED}"
+    return "".join(parts)
+
+
+def redact_text(text):
+    """Return a log message with what may be secret in it redacted.
+
+    gunicorn's own warnings quote the request line or header they refuse:
+    every word that looks like a URI, and every credential header, is redacted.
+    """
+    words = WORD_SEPARATOR.split(text)
+    for index in range(0, len(words), 2):
+        if "?" in words[index] or "@" in words[index]:
+            words[index] = redact_uri(words[index])
+    return CREDENTIAL_TEXT.sub(rf"\1: {REDACTED}", "".join(words))
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts each record of gunicorn's error log with ``redact_text``."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        redacted = redact_text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True

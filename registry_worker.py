@@ -44,6 +44,8 @@ from gunicorn.http import errors as http_errors
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from accesslog import redact_text
+
 HEADER_TIMEOUT_VARIABLE = "REGISTRY_HEADER_TIMEOUT"
 BODY_TIMEOUT_VARIABLE = "REGISTRY_BODY_TIMEOUT"
 DEFAULT_HEADER_TIMEOUT = 10.0
@@ -354,7 +356,9 @@ def error_response(status, reason, exc):
     error = {
         "code": error_code(status, exc),
         "message": reason.lower(),
-        "detail": {"reason": str(exc) if status < 500 else "internal server error"},
+        "detail": {
+            "reason": redact_text(str(exc)) if status < 500 else "internal server error"
+        },
     }
     body = json.dumps({"errors": [error]}).encode()
     head = (

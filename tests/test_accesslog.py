@@ -12,6 +12,7 @@ from accesslog import (
     is_secret_header,
     redact_atom,
     redact_query,
+    redact_text,
     redact_uri,
 )
 
@@ -149,3 +150,26 @@ def test_atoms_are_made_as_gunicorn_makes_them_but_redacted(monkeypatch, log_for
 
     assert line == gunicorn_line(log_format, duration)
     assert "secret" not in line and "YWxpY2U6c2VjcmV0" not in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Invalid request line: 'GET /token?password=pw&x=1 HTTP/1.1'",
+            "Invalid request line: 'GET /token?password=REDACTED&x=1 HTTP/1.1'",
+        ),
+        (
+            "GET http://alice:pw@host/v2/ HTTP/1.1",
+            "GET http://REDACTED@host/v2/ HTTP/1.1",
+        ),
+        ("/token?scope=a;token=pw", "/token?scope=a;token=REDACTED"),
+        (
+            "Invalid header: Authorization: Basic cHc=",
+            "Invalid header: Authorization: REDACTED",
+        ),
+        ("Slow request head from ip=127.0.0.1", "Slow request head from ip=127.0.0.1"),
+    ],
+)
+def test_secrets_quoted_in_server_messages_are_redacted(text, expected):
+    assert redact_text(text) == expected

@@ -3,6 +3,7 @@ loses no line when the server stops right after a burst of requests."""
 
 import base64
 import os
+import socket
 import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,6 +23,13 @@ SECRET_QUERIES = [
     f"/token?password={SECRET}",
     f"/token?REFRESH_TOKEN={SECRET}",
     f"/token?access%5Ftoken={SECRET}",
+]
+# Requests gunicorn refuses or takes apart itself, each quoting the secret.
+RAW_REQUESTS = [
+    f"GET /token?password={SECRET}&x=\u00e9 HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET /token?scope=a;password={SECRET} HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET http://alice:{SECRET}@127.0.0.1/v2/ HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET /v2/ HTTP/1.1\r\nAuthorization: Basic {SECRET}\x01\r\n\r\n".encode(),
 ]
 # Requests sent at once from many threads just before the server is stopped.
 BURST = 300
@@ -46,6 +54,8 @@ def access_log(tmp_path_factory):
         for path in SECRET_QUERIES:
             send(server, path, headers)
         send(server, "/v2/?visible=kept", {})
+        for request in RAW_REQUESTS:
+            send_raw(server, request)
         with ThreadPoolExecutor(max_workers=16) as pool:
             paths = [f"/v2/?burst={index}" for index in range(BURST)]
             list(pool.map(lambda path: send(server, path, {}), paths))
@@ -59,6 +69,15 @@ def send(server, path, headers):
             response.read()
     except urllib.error.HTTPError as error:
         error.close()
+
+
+def send_raw(server, request):
+    """Send raw bytes as a request and read the answer, whatever it is."""
+    host, port = server.host.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        while connection.recv(65536):
+            pass
 
 
 def test_no_secret_reaches_the_access_log(access_log):
