@@ -124,6 +124,8 @@ class RedactingLogger(Logger):
         if key == "t":
             return self.now()
         if key == "r":
+            if "RAW_URI" not in environ:
+                return "-"  # refused before its request line was read
             uri = redact_uri(environ["RAW_URI"])
             return f"{environ['REQUEST_METHOD']} {uri} {environ['SERVER_PROTOCOL']}"
         if key == "s":

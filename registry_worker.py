@@ -30,6 +30,7 @@ folder it must see is set.
 """
 
 import contextlib
+import datetime
 import json
 import os
 import re
@@ -254,7 +255,7 @@ class RegistryWorker(ThreadWorker):
             return
         except NotHTTP as error:
             self.log.debug("Not an HTTP request from ip=%s", conn.client[0])
-            self.send_error(conn.sock, 400, "Bad Request", error)
+            self.send_error(conn.sock, 400, "Bad Request", error, conn.client)
             self.close_pending(conn, client)
             return
         except OSError:
@@ -287,7 +288,9 @@ class RegistryWorker(ThreadWorker):
                 self.poller.unregister(conn.sock)
             if getattr(conn, "head", b""):
                 self.log.warning("Slow request head from ip=%s", conn.client[0])
-                self.send_error(conn.sock, 408, "Request Timeout", HeadTimeout())
+                self.send_error(
+                    conn.sock, 408, "Request Timeout", HeadTimeout(), conn.client
+                )
             self.nr_conns -= 1
             conn.close()
 
@@ -308,14 +311,43 @@ class RegistryWorker(ThreadWorker):
             recorder = ResponseRecorder()
             super().handle_error(req, recorder, addr, exc)
             status, reason = recorder.status()
-        self.send_error(client, status, reason, exc)
+            if req is not None:
+                addr = None  # gunicorn has given the request its access log line
+        self.send_error(client, status, reason, exc, addr)
 
-    def send_error(self, client, status, reason, exc):
-        """Send an OCI error response on a connection about to be closed."""
+    def send_error(self, client, status, reason, exc, addr=None):
+        """Send an OCI error response on a connection about to be closed.
+
+        With the client's ``addr``, the refusal gets an access log line: the
+        request was not read far enough to have one of its own.
+        """
+        response = error_response(status, reason, exc)
         try:
-            util.write_nonblock(client, error_response(status, reason, exc))
+            util.write_nonblock(client, response)
         except Exception:
             self.log.debug("Failed to send error message.")
+        if addr is not None:
+            self.log_refused(addr, f"{status} {reason}", len(response))
+
+    def log_refused(self, addr, status, length):
+        """Write the access log line of a request refused before it was read."""
+        environ = {"REMOTE_ADDR": str(addr[0]) if addr else "-"}
+        try:
+            self.log.access(Refused(status, length), Refused(), environ, ZERO_TIME)
+        except Exception:
+            self.log.debug("Failed to log a refused request.")
+
+
+ZERO_TIME = datetime.timedelta(0)
+
+
+class Refused:
+    """What the access log needs of a refused request, and of its answer."""
+
+    def __init__(self, status="-", sent=None):
+        self.status = status
+        self.sent = sent
+        self.headers = []
 
 
 class ResponseRecorder:

@@ -31,6 +31,12 @@ RAW_REQUESTS = [
     f"GET http://alice:{SECRET}@127.0.0.1/v2/ HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
     f"GET /v2/ HTTP/1.1\r\nAuthorization: Basic {SECRET}\x01\r\n\r\n".encode(),
 ]
+# Requests refused before gunicorn could read a request line out of them.
+UNREADABLE_REQUESTS = [
+    b"FOO BAR\r\n\r\n",
+    b"GET /v2/\x01 HTTP/1.1\r\nHost: h\r\n\r\n",
+    b"GET /v2/ HTTP/9.9\r\nHost: h\r\n\r\n",
+]
 # Requests sent at once from many threads just before the server is stopped.
 BURST = 300
 
@@ -54,7 +60,7 @@ def access_log(tmp_path_factory):
         for path in SECRET_QUERIES:
             send(server, path, headers)
         send(server, "/v2/?visible=kept", {})
-        for request in RAW_REQUESTS:
+        for request in RAW_REQUESTS + UNREADABLE_REQUESTS:
             send_raw(server, request)
         with ThreadPoolExecutor(max_workers=16) as pool:
             paths = [f"/v2/?burst={index}" for index in range(BURST)]
@@ -96,3 +102,8 @@ def test_every_request_has_its_line_once_the_server_stopped(access_log):
     for index in range(BURST):
         assert access_log.count(f'"GET /v2/?burst={index} HTTP/1.1" 401') == 1
     assert access_log.count('"GET /v2/?visible=kept HTTP/1.1" 401') == 1
+
+
+def test_requests_refused_unread_have_their_line_too(access_log):
+    refused = [line for line in access_log.splitlines() if '"-" 400' in line]
+    assert len(refused) >= len(UNREADABLE_REQUESTS) + 1  # and RAW_REQUESTS[0]
