@@ -6,11 +6,11 @@ as complete. Reading through ``request_body`` turns that into SIZE_INVALID,
 raised from inside ``read`` so that storage rolls back what it wrote.
 
 A body that cannot be read whole for any other reason (a chunked body cut off
-or with a malformed chunk size, a client that stalls past the server's idle
-timeout, Werkzeug's ClientDisconnected under other servers) is SIZE_INVALID
-too: the bytes received do not add up to the length the client framed. The
-upload itself stays usable, so BLOB_UPLOAD_INVALID ("can no longer proceed")
-would tell the client the wrong thing.
+or with a malformed chunk size or trailer section, a client that stalls past
+the server's idle timeout, Werkzeug's ClientDisconnected under other servers)
+is SIZE_INVALID too: the bytes received do not add up to the length the client
+framed. The upload itself stays usable, so BLOB_UPLOAD_INVALID ("can no longer
+proceed") would tell the client the wrong thing.
 """
 
 from flask import request
@@ -19,12 +19,18 @@ from werkzeug.exceptions import ClientDisconnected
 
 from app.errors import SizeInvalid, render_error
 
-# What gunicorn raises from a body the client cut off or framed wrongly.
+# What gunicorn raises from a body the client cut off or framed wrongly: the
+# chunks themselves, then the trailer section after the last chunk (too large,
+# a bare LF, or a field that does not parse or may not stand in a trailer).
 SERVER_BODY_ERRORS = (
     gunicorn_errors.NoMoreData,
     gunicorn_errors.InvalidChunkSize,
     gunicorn_errors.ChunkMissingTerminator,
     gunicorn_errors.InvalidChunkExtension,
+    gunicorn_errors.LimitRequestHeaders,
+    gunicorn_errors.InvalidHeader,
+    gunicorn_errors.InvalidHeaderName,
+    gunicorn_errors.ObsoleteFolding,
 )
 # ... and what else a body read raises when the client sent a broken one: a
 # stall past the server's idle timeout, a reset, Werkzeug's short body.

@@ -240,6 +240,9 @@ BROKEN_CHUNKS = {
     "cut off": b"a\r\n0123456789\r\n10\r\n01234",
     "bad chunk size": b"zz\r\n",
     "missing terminator": b"a\r\n0123456789XX",
+    "bare LF in trailers": b"a\r\n0123456789\r\n0\r\nX-A: 1\nX-B: 2\n",
+    "trailer section too large": b"a\r\n0123456789\r\n0\r\n" + b"X-A: 1\r\n" * 120_000,
+    "forbidden trailer": b"a\r\n0123456789\r\n0\r\nContent-Length: 3\r\n\r\n",
 }
 
 
