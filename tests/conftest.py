@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import socket
 
 import pytest
 from flask.testing import FlaskClient
@@ -63,6 +64,15 @@ class ClosingClient(FlaskClient):
 def client(app):
     app.test_client_class = ClosingClient
     return app.test_client()
+
+
+@pytest.fixture
+def connection():
+    """A connected pair of sockets: (server side, client side)."""
+    server, client = socket.socketpair()
+    yield server, client
+    server.close()
+    client.close()
 
 
 @pytest.fixture

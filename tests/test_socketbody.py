@@ -17,15 +17,6 @@ BODY = os.urandom(300 * 1024)
 NEXT_REQUEST = b"GET /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
-@pytest.fixture
-def connection():
-    """A connected pair of sockets: (server side, client side)."""
-    server, client = socket.socketpair()
-    yield server, client
-    server.close()
-    client.close()
-
-
 def gunicorn_environ(server, length, read_ahead=b""):
     """The WSGI environ gunicorn builds, with ``read_ahead`` read past the headers."""
     unreader = SocketUnreader(server)
