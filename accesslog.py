@@ -18,6 +18,7 @@ import os
 import queue
 import re
 import threading
+import time
 import traceback
 from urllib.parse import unquote_plus
 
@@ -169,6 +170,9 @@ WRITER_LOCK = threading.Lock()
 class AccessWriter:
     """Writes the access log lines of one process, from a thread of its own.
 
+    After writing what it found, the thread waits a moment before it looks
+    again: lines put meanwhile wake nobody, and under load one wake-up
+    writes many lines instead of each request waking the thread for its own.
     The lines left when the process exits are written before it ends.
     """
 
@@ -186,11 +190,17 @@ class AccessWriter:
         self.lines.put(line)
 
     def write_lines(self):
-        while (line := self.lines.get()) is not None:
+        line = self.lines.get()
+        while line is not None:
             try:
                 self.log.info(line)
             except Exception:
                 traceback.print_exc()
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                time.sleep(WRITER_PAUSE_SECONDS)
+                line = self.lines.get()
 
     def close(self):
         """Write what is queued, then stop the thread."""
@@ -201,6 +211,9 @@ class AccessWriter:
 
 # How long an exiting process waits for its last access log lines to be written.
 WRITER_CLOSE_SECONDS = 5
+# How long the writer waits, once it has written all it found, before it looks
+# again: the most a line waits in a busy server.
+WRITER_PAUSE_SECONDS = 0.02
 
 
 @functools.lru_cache(maxsize=8)
