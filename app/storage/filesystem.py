@@ -57,6 +57,7 @@ CATALOG_SEPARATOR = "+"
 # How often a write makes its folder again when garbage collection removed it
 # at the same moment; each collection removes a folder at most once.
 FOLDER_ATTEMPTS = 8
+READ_STEP = 256 * 1024
 
 
 class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
@@ -90,15 +91,17 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         The root itself is already resolved, so unlike ``os.path.realpath``
         this looks only at the few names below it: it runs on every request.
         """
-        current = self.root
-        for name in path[len(self.root) + 1 :].split(os.sep):
-            current = os.path.join(current, name)
+        start = len(self.root) + 1
+        while True:
+            end = path.find(os.sep, start)
             try:
-                if stat.S_ISLNK(os.lstat(current).st_mode):
+                if stat.S_ISLNK(os.lstat(path if end < 0 else path[:end]).st_mode):
                     return True
             except (FileNotFoundError, NotADirectoryError):
                 return False  # nothing exists further down to be a link
-        return False
+            if end < 0:
+                return False
+            start = end + 1
 
     def _blob_path(self, digest):
         return self._path("blobs", digest.algorithm, digest.hex[:2], digest.hex)
@@ -160,8 +163,10 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
     def read_blob(self, digest):
-        with self.open_blob(digest) as blob:
-            return blob.read()
+        try:
+            return _read_file(self._blob_path(digest))
+        except FileNotFoundError:
+            raise BlobNotFound(detail={"digest": str(digest)}) from None
 
     def write_blob(self, stream, digest=None, size=None, progress=None):
         algorithm = digest.algorithm if digest else "sha256"
@@ -303,8 +308,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     def get_manifest(self, name, digest):
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
         try:
-            with open(path, "rb") as link:
-                media_type = link.read().decode()
+            media_type = _read_file(path).decode()
             body = self.read_blob(digest)
         except (FileNotFoundError, BlobNotFound):
             raise ManifestNotFound(detail={"digest": str(digest)}) from None
@@ -345,8 +349,8 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def resolve_tag(self, name, tag):
         try:
-            with open(self._repository_path(name, TAGS, tag), "rb") as link:
-                return parse_digest(link.read().decode().strip())
+            link = _read_file(self._repository_path(name, TAGS, tag))
+            return parse_digest(link.decode().strip())
         except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
             raise ManifestNotFound(detail={"tag": tag}) from None
 
@@ -432,6 +436,21 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         except FileNotFoundError:
             return False
         return True
+
+
+def _read_file(path):
+    """Return a file's bytes: the few system calls it takes, not open()'s layers.
+
+    Tags, manifest records and manifests are read on every pull.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(descriptor, READ_STEP):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
 
 
 def _sync(path):
