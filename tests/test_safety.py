@@ -10,6 +10,15 @@ from tests.conftest import bearer, get_token, seed_image
 SECRET = b"outside the storage root"
 
 
+@pytest.fixture(autouse=True, params=["openat2", "walk"])
+def link_check(request, storage):
+    """Run each test with the kernel refusing links out of the root (openat2,
+    where the kernel has it) and with the registry walking paths for links."""
+    if request.param == "walk":
+        storage._beneath.descriptor = None
+    return request.param
+
+
 @pytest.fixture
 def secret_file(tmp_path):
     path = tmp_path / "secret"
@@ -88,3 +97,22 @@ def test_unknown_paths_answer_json_not_html(client):
     response = client.get("/no/such/page")
     assert response.status_code == 404
     assert response.is_json
+
+
+def test_a_link_that_stays_inside_the_root_is_followed(client, storage):
+    image = seed_image(storage, "a", "latest")
+    tags = os.path.join(storage.root, "repos", "a", "_tags")
+    os.symlink("latest", os.path.join(tags, "alias"))
+    response = client.get("/v2/a/manifests/alias", headers=bearer(client, "a"))
+    assert response.status_code == 200
+    assert response.data == image["manifest"]
+
+
+def test_storages_opened_and_dropped_keep_no_descriptors(tmp_path):
+    from app.storage.filesystem import FilesystemStorage
+
+    FilesystemStorage(str(tmp_path / "warm"))
+    before = len(os.listdir("/proc/self/fd"))
+    for index in range(300):
+        FilesystemStorage(str(tmp_path / f"s{index % 3}"))
+    assert len(os.listdir("/proc/self/fd")) <= before + 3

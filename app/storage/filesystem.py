@@ -24,13 +24,17 @@ it is built from that walk when a store without it is opened.
 """
 
 import contextlib
+import ctypes
+import errno
 import json
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import time
 import uuid
+import weakref
 
 from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
@@ -68,6 +72,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         self._tag_lists = {}  # tags folder -> (its mtime, its sorted entries)
         for folder in ("blobs", "repos", "uploads", "tmp"):
             os.makedirs(os.path.join(self.root, folder), exist_ok=True)
+        self._beneath = _Beneath(self.root)
         if not os.path.isdir(os.path.join(self.root, CATALOG)):
             self._build_catalog()
 
@@ -81,6 +86,19 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         path = os.path.normpath(os.path.join(self.root, *parts))
         if self._links_below_root(path):
             path = os.path.realpath(path)
+        if not path.startswith(self.root + os.sep):
+            raise OutsideRoot(detail={"path": os.path.join(*parts)})
+        return path
+
+    def _readable_path(self, *parts):
+        """Like ``_path``, for a file read with ``_read_file(path, self._beneath)``.
+
+        Where openat2 is there the kernel refuses links leaving the root when
+        the file is opened, so the path is not walked for them here.
+        """
+        if self._beneath.descriptor is None:
+            return self._path(*parts)
+        path = os.path.normpath(os.path.join(self.root, *parts))
         if not path.startswith(self.root + os.sep):
             raise OutsideRoot(detail={"path": os.path.join(*parts)})
         return path
@@ -164,7 +182,11 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def read_blob(self, digest):
         try:
-            return _read_file(self._blob_path(digest))
+            hex_digits = digest.hex
+            path = self._readable_path(
+                "blobs", digest.algorithm, hex_digits[:2], hex_digits
+            )
+            return _read_file(path, self._beneath)
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
@@ -306,9 +328,10 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return digest
 
     def get_manifest(self, name, digest):
-        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        algorithm, hex_digits = digest.algorithm, digest.hex
+        path = self._readable_path("repos", name, MANIFESTS, algorithm, hex_digits)
         try:
-            media_type = _read_file(path).decode()
+            media_type = _read_file(path, self._beneath).decode()
             body = self.read_blob(digest)
         except (FileNotFoundError, BlobNotFound):
             raise ManifestNotFound(detail={"digest": str(digest)}) from None
@@ -349,7 +372,8 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def resolve_tag(self, name, tag):
         try:
-            link = _read_file(self._repository_path(name, TAGS, tag))
+            path = self._readable_path("repos", name, TAGS, tag)
+            link = _read_file(path, self._beneath)
             return parse_digest(link.decode().strip())
         except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
             raise ManifestNotFound(detail={"tag": tag}) from None
@@ -438,12 +462,17 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return True
 
 
-def _read_file(path):
+def _read_file(path, root=None):
     """Return a file's bytes: the few system calls it takes, not open()'s layers.
 
-    Tags, manifest records and manifests are read on every pull.
+    Tags, manifest records and manifests are read on every pull. Given the
+    storage ``root``, the file is opened with openat2(2) where the kernel has
+    it, which refuses a path that leaves the root through a link in one
+    system call, instead of one lstat for each folder on the way.
     """
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    descriptor = root.open(path) if root is not None else None
+    if descriptor is None:
+        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks = []
         while chunk := os.read(descriptor, READ_STEP):
@@ -451,6 +480,74 @@ def _read_file(path):
         return b"".join(chunks)
     finally:
         os.close(descriptor)
+
+
+class _Beneath:
+    """Opens files under a folder with openat2(2) and RESOLVE_BENEATH.
+
+    ``open`` returns None where the kernel lacks openat2 (before Linux 5.6),
+    and the caller checks the path for links itself.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.descriptor = None
+        if _OPENAT2 is not None:
+            self.descriptor = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            weakref.finalize(self, os.close, self.descriptor)
+
+    def open(self, path):
+        """Open ``path`` (under the folder) for reading; OutsideRoot if it leaves."""
+        if self.descriptor is None:
+            return None
+        how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, RESOLVE_BENEATH)
+        relative = path[len(self.folder) + 1 :].encode()
+        size = ctypes.sizeof(how)
+        descriptor = _OPENAT2(
+            _SYS_OPENAT2, self.descriptor, relative, ctypes.byref(how), size
+        )
+        if descriptor >= 0:
+            return descriptor
+        number = ctypes.get_errno()
+        if number == errno.EXDEV:
+            raise OutsideRoot(detail={"path": relative.decode()})
+        if number in (errno.ENOSYS, errno.EPERM):
+            self.descriptor = None  # not here after all (a seccomp filter, say)
+            return None
+        raise OSError(number, os.strerror(number), path)
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
+    ]
+
+
+# openat2(2) has the same number on every architecture Linux added it for.
+_SYS_OPENAT2 = 437
+RESOLVE_BENEATH = 0x08
+
+
+def _find_openat2():
+    """Return a caller of the openat2 system call, or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+    except (AttributeError, OSError):
+        return None
+    syscall.restype = ctypes.c_long
+    how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, RESOLVE_BENEATH)
+    probe = syscall(_SYS_OPENAT2, -100, b".", ctypes.byref(how), ctypes.sizeof(how))
+    if probe < 0:
+        return None
+    os.close(probe)
+    return syscall
+
+
+_OPENAT2 = _find_openat2()
 
 
 def _sync(path):
