@@ -9,6 +9,7 @@ from app.config import load_config
 from app.errors import register_error_handlers
 from app.events import configure_logging
 from app.storage import open_storage
+from app.v2 import hotpath
 
 # The folder for the instance's config, accounts, keys and storage, when not
 # the ``instance`` folder of the checkout.
@@ -35,4 +36,5 @@ def create_app(test_config=None):
     health.init_app(app)
     metrics.init_app(app)
     register_error_handlers(app)
+    hotpath.init_app(app)  # last: it stands in front of all the rest
     return app

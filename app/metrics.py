@@ -218,18 +218,28 @@ class RequestMetrics:
             return start_response(status, headers, exc_info)
 
         def record():
-            route = environ.get(ROUTE_KEY, UNMATCHED_ROUTE)
-            method = environ.get("REQUEST_METHOD")
-            if method not in KNOWN_METHODS:
-                method = OTHER_METHOD
-            labelled(REQUESTS, route, method, answer.get("status", "500")).inc()
-            if answer.get("length") and method != "HEAD":
-                labelled(BYTES_SERVED, route).inc(answer["length"])
-            if received is not None and received.count:
-                labelled(BYTES_RECEIVED, route).inc(received.count)
-            observe_duration(route, method, time.perf_counter() - started)
+            record_request(
+                environ.get(ROUTE_KEY, UNMATCHED_ROUTE),
+                environ.get("REQUEST_METHOD"),
+                answer.get("status", "500"),
+                answer.get("length"),
+                time.perf_counter() - started,
+                received.count if received is not None else 0,
+            )
 
         return call_when_closed(self.wsgi_app(environ, remember_start), record)
+
+
+def record_request(route, method, status, length, seconds, received=0):
+    """Count one answered request: its route, method, status, bytes and time."""
+    if method not in KNOWN_METHODS:
+        method = OTHER_METHOD
+    labelled(REQUESTS, route, method, status).inc()
+    if length and method != "HEAD":
+        labelled(BYTES_SERVED, route).inc(length)
+    if received:
+        labelled(BYTES_RECEIVED, route).inc(received)
+    observe_duration(route, method, seconds)
 
 
 def observe_duration(route, method, seconds):

@@ -10,6 +10,7 @@ import json
 import pytest
 from werkzeug.test import Client
 
+from app.metrics import BYTES_SERVED, REQUESTS, labelled
 from app.v2.hotpath import HotReads
 from tests.conftest import bearer, get_token, seed_image
 
@@ -181,3 +182,33 @@ def test_a_deleted_tag_is_gone_at_once(client, hot, storage, image):
     assert whole[0].startswith("404")
     assert hot_only[0] == PASSED_ON
     assert whole == flask_only
+
+
+@pytest.mark.parametrize(
+    "method, path, route",
+    [
+        ("GET", f"/v2/{NAME}/manifests/latest", "manifests.get_manifest"),
+        ("HEAD", f"/v2/{NAME}/manifests/latest", "manifests.get_manifest"),
+        ("GET", f"/v2/{NAME}/tags/list", "tags.list_tags"),
+    ],
+)
+def test_answers_ahead_of_flask_are_counted_as_flask_counts_them(
+    client, hot, image, method, path, route
+):
+    headers = pull(client)
+    counts = []
+    for wsgi_app in (hot, hot.wsgi_app):  # ahead of Flask, then through it
+        before = metric_values(route, method)
+        Client(wsgi_app).open(path, method=method, headers=headers).close()
+        after = metric_values(route, method)
+        counts.append(tuple(b - a for a, b in zip(before, after, strict=True)))
+    assert counts[0] == counts[1]
+    assert counts[0][0] == 1  # one request, status 200
+    assert (counts[0][1] > 0) == (method == "GET")  # bytes served by GETs only
+
+
+def metric_values(route, method):
+    """(requests with status 200, bytes served) counted so far for ``route``."""
+    requests = labelled(REQUESTS, route, method, "200")._value.get()
+    served = labelled(BYTES_SERVED, route)._value.get()
+    return requests, served

@@ -4,7 +4,6 @@ from flask import request
 
 from app.v2 import base, blobs, bodies, manifests, referrers, tags, uploads
 from app.v2.base import API_VERSION_HEADER
-from app.v2.hotpath import HotReads
 
 # Answers that never carry a body, so they name no media type either.
 EMPTY_STATUSES = {201, 202, 204}
@@ -14,7 +13,6 @@ def init_app(app):
     """Register the /v2/ blueprints and the header every /v2/ answer carries."""
     for module in (base, blobs, uploads, manifests, referrers, tags):
         app.register_blueprint(module.blueprint, url_prefix="/v2")
-    app.wsgi_app = HotReads(app, app.wsgi_app)
     app.after_request(add_api_version)
     bodies.init_app(app)
 

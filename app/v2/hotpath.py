@@ -11,11 +11,12 @@ on to Flask, so an answer is the same whichever of the two gives it.
 """
 
 import re
+import time
 
 from app.auth import bearer_token
 from app.auth.tokens import allows
 from app.errors import RegistryError
-from app.metrics import ROUTE_KEY
+from app.metrics import record_request
 from app.reference import validate_name
 from app.storage.errors import StorageError
 from app.v2 import manifests, tags
@@ -32,16 +33,27 @@ MANIFEST_ROUTE = f"{manifests.blueprint.name}.{manifests.get_manifest.__name__}"
 TAGS_ROUTE = f"{tags.blueprint.name}.{tags.list_tags.__name__}"
 
 
+def init_app(app):
+    """Stand in front of the whole application, metrics middleware included."""
+    app.wsgi_app = HotReads(app, app.wsgi_app)
+
+
 class HotReads:
-    """WSGI middleware answering successful manifest reads and tag lists itself."""
+    """WSGI middleware answering successful manifest reads and tag lists itself.
+
+    It stands outermost and counts its own answers in the metrics, as the
+    metrics middleware behind it counts the others.
+    """
 
     def __init__(self, flask_app, wsgi_app):
         self.flask_app = flask_app
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        method = environ["REQUEST_METHOD"]
         answer = None
-        if environ["REQUEST_METHOD"] in READ_METHODS and "HTTP_ORIGIN" not in environ:
+        if method in READ_METHODS and "HTTP_ORIGIN" not in environ:
             try:
                 answer = self.answer(environ)
             except (RegistryError, StorageError):
@@ -49,11 +61,11 @@ class HotReads:
         if answer is None:
             return self.wsgi_app(environ, start_response)
         route, headers, body = answer
-        environ[ROUTE_KEY] = route
         headers.append(("Content-Length", str(len(body))))
         headers.append(API_VERSION_HEADER)
         start_response("200 OK", headers)
-        return [] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+        record_request(route, method, "200", len(body), time.perf_counter() - started)
+        return [] if method == "HEAD" else [body]
 
     def answer(self, environ):
         """Return (route, headers, body) for a request answered here, else None."""
