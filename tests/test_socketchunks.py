@@ -142,7 +142,7 @@ def decode_both(data, pieces=ALL_AT_ONCE, **options):
 # Bodies that decode.
 
 
-@pytest.mark.parametrize("sizes,size", chunking_cases())
+@pytest.mark.parametrize("sizes,size", list(chunking_cases()))
 def test_a_chunked_body_decodes_like_gunicorn(sizes, size):
     payload = PAYLOAD[:size]
     data = HEAD + chunked(payload, sizes) + NEXT_REQUEST

@@ -162,7 +162,7 @@ def stored_range(size):
 # Blobs come out whole.
 
 
-@pytest.mark.parametrize("sizes,size", bodies.chunking_cases())
+@pytest.mark.parametrize("sizes,size", list(bodies.chunking_cases()))
 def test_a_chunked_patch_stores_the_blob_whole(
     plain_server, authorization, sizes, size
 ):
