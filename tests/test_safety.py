@@ -116,3 +116,39 @@ def test_storages_opened_and_dropped_keep_no_descriptors(tmp_path):
     for index in range(300):
         FilesystemStorage(str(tmp_path / f"s{index % 3}"))
     assert len(os.listdir("/proc/self/fd")) <= before + 3
+
+
+def plant(storage, image, kind, where):
+    """Put something that is not a stored file where a tag, record or blob goes."""
+    manifest, layer = image["digest"], compute_digest(image["layers"][0])
+    places = {
+        "tag": os.path.join(storage.root, "repos", "a", "_tags", "odd"),
+        "record": os.path.join(
+            storage.root, "repos", "a", "_manifests", "sha256", manifest.hex
+        ),
+        "blob": os.path.join(storage.root, "blobs", "sha256", layer.hex[:2], layer.hex),
+    }
+    path = places[where]
+    if os.path.lexists(path):
+        os.unlink(path)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        os.mkdir(path)
+    else:
+        os.symlink(os.path.basename(path), path)  # a link to itself: a loop
+    return {"tag": "/v2/a/manifests/odd", "record": f"/v2/a/manifests/{manifest}",
+            "blob": f"/v2/a/blobs/{layer}"}[where]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "loop"])
+@pytest.mark.parametrize("where", ["tag", "record", "blob"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_what_is_not_a_file_in_the_store_is_missing(
+    client, storage, kind, where, method
+):
+    path = plant(storage, seed_image(storage, "a", "latest"), kind, where)
+    response = client.open(path, method=method, headers=bearer(client, "a"))
+    assert response.status_code == 404
+    if method == "GET":
+        assert response.json["errors"]

@@ -175,8 +175,12 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
     def open_blob(self, digest):
+        hex_digits = digest.hex
+        path = self._readable_path(
+            "blobs", digest.algorithm, hex_digits[:2], hex_digits
+        )
         try:
-            return open(self._blob_path(digest), "rb")
+            return os.fdopen(_open_stored(path, self._beneath), "rb")
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
@@ -470,9 +474,7 @@ def _read_file(path, root=None):
     it, which refuses a path that leaves the root through a link in one
     system call, instead of one lstat for each folder on the way.
     """
-    descriptor = root.open(path) if root is not None else None
-    if descriptor is None:
-        descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    descriptor = _open_stored(path, root)
     try:
         chunks = []
         while chunk := os.read(descriptor, READ_STEP):
@@ -480,6 +482,37 @@ def _read_file(path, root=None):
         return b"".join(chunks)
     finally:
         os.close(descriptor)
+
+
+def _open_stored(path, root=None):
+    """Open a stored file for reading: FileNotFoundError unless it is a file.
+
+    The open does not block, so a FIFO put in the store cannot hold a thread;
+    a folder, a link loop or any other thing that is not a regular file is
+    as missing as no file at all.
+    """
+    try:
+        descriptor = root.open(path) if root is not None else None
+        if descriptor is None:
+            descriptor = os.open(path, READ_FLAGS)
+    except OSError as error:
+        if error.errno not in NOT_A_FILE_ERRORS:
+            raise
+        raise FileNotFoundError(errno.ENOENT, "not a stored file", path) from None
+    try:
+        regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(descriptor)
+        raise FileNotFoundError(errno.ENOENT, "not a stored file", path)
+    return descriptor
+
+
+# Stored files are opened without waiting for a writer (a FIFO would wait).
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+# What opening a path that is not a readable file raises, besides ENOENT.
+NOT_A_FILE_ERRORS = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENXIO})
 
 
 class _Beneath:
@@ -500,7 +533,7 @@ class _Beneath:
         """Open ``path`` (under the folder) for reading; OutsideRoot if it leaves."""
         if self.descriptor is None:
             return None
-        how = _OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, RESOLVE_BENEATH)
+        how = _OpenHow(READ_FLAGS, 0, RESOLVE_BENEATH)
         relative = path[len(self.folder) + 1 :].encode()
         size = ctypes.sizeof(how)
         descriptor = _OPENAT2(

@@ -56,7 +56,7 @@ class HotReads:
         if method in READ_METHODS and "HTTP_ORIGIN" not in environ:
             try:
                 answer = self.answer(environ)
-            except (RegistryError, StorageError):
+            except (RegistryError, StorageError, OSError):
                 answer = None  # Flask says what is wrong, in its own words
         if answer is None:
             return self.wsgi_app(environ, start_response)
