@@ -33,10 +33,12 @@ SECRET_RESPONSE_HEADERS = frozenset({"set-cookie"})
 # Atoms holding a whole request URI or query string.
 QUERY_ATOMS = frozenset({"q", "{query_string}e"})
 URI_ATOMS = frozenset({"{raw_uri}e", "{request_uri}e"})
+# The referring page's address, which may hold credentials of its own.
+REFERRER_ATOMS = frozenset({"f", "{referer}i", "{http_referer}e"})
 # How a log format names an atom: %(name)s.
 FORMAT_ATOM = re.compile(r"%\(([^)]*)\)")
 # The user info of an absolute URI (``http://user:password@host/``).
-USER_INFO = re.compile(r"^(\W*[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+USER_INFO = re.compile(r"^(\W*(?:[A-Za-z][A-Za-z0-9+.-]*:)?//)[^/?#@]*@")
 QUERY_SEPARATOR = re.compile(r"([&;])")
 WORD_SEPARATOR = re.compile(r"(\s+)")
 # A credential header quoted in a message, up to the end of its value.
@@ -229,7 +231,7 @@ def redact_atom(key, value):
     """Return one atom's value with whatever secret it holds redacted."""
     if key in QUERY_ATOMS:
         return redact_query(value)
-    if key in URI_ATOMS:
+    if key in URI_ATOMS or key in REFERRER_ATOMS:
         return redact_uri(value)
     return REDACTED if is_secret_header(key) else value
 
@@ -252,7 +254,10 @@ def redact_uri(uri):
     """Return a request URI with its user info and secret query values redacted."""
     uri = USER_INFO.sub(rf"\1{REDACTED}@", uri)
     path, separator, query = uri.partition("?")
-    return path + separator + redact_query(query)
+    query, mark, fragment = query.partition("#")
+    if not separator:
+        path, mark, fragment = path.partition("#")
+    return path + separator + redact_query(query) + mark + redact_query(fragment)
 
 
 def redact_query(query):

@@ -164,6 +164,8 @@ def test_atoms_are_made_as_gunicorn_makes_them_but_redacted(monkeypatch, log_for
             "GET http://REDACTED@host/v2/ HTTP/1.1",
         ),
         ("/token?scope=a;token=pw", "/token?scope=a;token=REDACTED"),
+        ("//alice:pw@host/v2/", "//REDACTED@host/v2/"),
+        ("/v2/?x=1#password=pw", "/v2/?x=1#password=REDACTED"),
         (
             "Invalid header: Authorization: Basic cHc=",
             "Invalid header: Authorization: REDACTED",

@@ -15,7 +15,8 @@ SECRET = "s3cr3t-value-never-logged"
 # gunicorn's default line plus the header and environ atoms that carry secrets.
 LOG_FORMAT = (
     '%(h)s "%(r)s" %(s)s q=%(q)s auth=%({authorization}i)s '
-    "cookie=%({cookie}i)s env=%({http_authorization}e)s uri=%({raw_uri}e)s"
+    "cookie=%({cookie}i)s env=%({http_authorization}e)s uri=%({raw_uri}e)s "
+    "ref=%(f)s"
 )
 SECRET_QUERIES = [
     f"/v2/?access_token={SECRET}",
@@ -29,6 +30,9 @@ RAW_REQUESTS = [
     f"GET /token?password={SECRET}&x=\u00e9 HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
     f"GET /token?scope=a;password={SECRET} HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
     f"GET http://alice:{SECRET}@127.0.0.1/v2/ HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET //alice:{SECRET}@127.0.0.1/v2/ HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET /v2/?x=1#password={SECRET} HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET /v2/ HTTP/1.1\r\nReferer: http://u:{SECRET}@h/?token={SECRET}\r\n\r\n".encode(),
     f"GET /v2/ HTTP/1.1\r\nAuthorization: Basic {SECRET}\x01\r\n\r\n".encode(),
 ]
 # Requests refused before gunicorn could read a request line out of them.
