@@ -10,6 +10,7 @@ import ctypes.util
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 
 wsgi_app = "wsgi:app"
@@ -58,6 +59,15 @@ METRICS_FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # that to a few faults and 1.0 s; each worker thread's heap may then keep up
 # to MALLOC_KEEP bytes unused.
 MALLOC_KEEP = 4 * 1024 * 1024
+
+# An upload's blocks pass between three threads (receiving, writing, hashing),
+# and a thread back from a write or a hash waits for the GIL for as long as
+# the switch interval (5 ms by default) while another runs Python code. At
+# 0.5 ms, two side-by-side runs of 6 pushes of each kind against one server
+# with the default gave monolithic 1,118 against 1,013 and 936 against 834
+# MiB/s, chunked 915/874 and 722/711, streamed 893/866 and 764/718; manifest
+# GETs showed no difference beyond the noise.
+SWITCH_INTERVAL = 0.0005
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 
@@ -70,7 +80,8 @@ def on_starting(server):
 
 
 def post_fork(server, worker):
-    """Tell glibc's allocator to keep upload-sized blocks on the heap."""
+    """Hand the GIL on sooner; keep upload-sized blocks on glibc's heap."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     library = ctypes.util.find_library("c")
     mallopt = getattr(ctypes.CDLL(library), "mallopt", None) if library else None
     if mallopt is not None:  # glibc only
