@@ -124,6 +124,12 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     def _blob_path(self, digest):
         return self._path("blobs", digest.algorithm, digest.hex[:2], digest.hex)
 
+    def _readable_blob_path(self, digest):
+        hex_digits = digest.hex
+        return self._readable_path(
+            "blobs", digest.algorithm, hex_digits[:2], hex_digits
+        )
+
     def _repository_path(self, name, *parts):
         return self._path("repos", name, *parts)
 
@@ -175,21 +181,15 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
     def open_blob(self, digest):
-        hex_digits = digest.hex
-        path = self._readable_path(
-            "blobs", digest.algorithm, hex_digits[:2], hex_digits
-        )
+        path = self._readable_blob_path(digest)
         try:
             return os.fdopen(_open_stored(path, self._beneath), "rb")
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
     def read_blob(self, digest):
+        path = self._readable_blob_path(digest)
         try:
-            hex_digits = digest.hex
-            path = self._readable_path(
-                "blobs", digest.algorithm, hex_digits[:2], hex_digits
-            )
             return _read_file(path, self._beneath)
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
@@ -525,6 +525,10 @@ class _Beneath:
     def __init__(self, folder):
         self.folder = folder
         self.descriptor = None
+        # The same request every time: read-only, not blocking, beneath folder.
+        self.how = _OpenHow(READ_FLAGS, 0, RESOLVE_BENEATH)
+        self.how_reference = ctypes.byref(self.how)
+        self.how_size = ctypes.sizeof(self.how)
         if _OPENAT2 is not None:
             self.descriptor = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             weakref.finalize(self, os.close, self.descriptor)
@@ -533,11 +537,9 @@ class _Beneath:
         """Open ``path`` (under the folder) for reading; OutsideRoot if it leaves."""
         if self.descriptor is None:
             return None
-        how = _OpenHow(READ_FLAGS, 0, RESOLVE_BENEATH)
         relative = path[len(self.folder) + 1 :].encode()
-        size = ctypes.sizeof(how)
         descriptor = _OPENAT2(
-            _SYS_OPENAT2, self.descriptor, relative, ctypes.byref(how), size
+            _SYS_OPENAT2, self.descriptor, relative, self.how_reference, self.how_size
         )
         if descriptor >= 0:
             return descriptor
