@@ -60,6 +60,10 @@ class RedactingLogger(Logger):
 
     def setup(self, cfg):
         super().setup(cfg)
+        # Read once here (again on a reload), not through gunicorn's config
+        # object twice for every request.
+        self.log_format = cfg.access_log_format
+        self.log_atoms = format_atoms(self.log_format)
         if not any(isinstance(f, RedactingFilter) for f in self.error_log.filters):
             self.error_log.addFilter(RedactingFilter())
 
@@ -70,7 +74,7 @@ class RedactingLogger(Logger):
             atoms = self.atoms_wrapper_class(
                 self.atoms(resp, req, environ, request_time)
             )
-            line = self.cfg.access_log_format % atoms
+            line = self.log_format % atoms
         except Exception:
             self.error(traceback.format_exc())
             return
@@ -94,7 +98,7 @@ class RedactingLogger(Logger):
         the format names are made here, the way gunicorn makes them.
         """
         atoms = {}
-        for key in format_atoms(self.cfg.access_log_format):
+        for key in self.log_atoms:
             value = self.atom(key, resp, req, environ, request_time)
             if isinstance(value, str):
                 value = redact_atom(key, value)
