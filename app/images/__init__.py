@@ -34,13 +34,14 @@ import click
 from app.documents import DocumentError, parse_document
 from app.errors import RegistryError
 from app.events import record_event
-from app.reference import (
-    Digest,
-    compute_digest,
-    parse_digest,
-    validate_name,
-    validate_tag,
+from app.images.errors import ImageImportError
+from app.images.references import (
+    Reference,
+    check_tag,
+    parse_reference,
+    select_images,
 )
+from app.reference import Digest, compute_digest, parse_digest
 from app.storage.errors import DigestMismatch, SizeMismatch
 from app.v2.manifests import (
     DOCKER_MANIFEST,
@@ -60,7 +61,6 @@ DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 IMAGE_NAME_ANNOTATION = "io.containerd.image.name"
-DEFAULT_TAG = "latest"
 
 BLOCK_SIZE = 1024 * 1024
 # JSON files are read whole; anything larger is not metadata.
@@ -78,12 +78,6 @@ BLOB_PATH = re.compile(r"blobs/([a-z0-9]+)/([a-f0-9]+)")
 LEGACY_CONFIG_PATH = re.compile(r"([a-f0-9]{64})\.json")
 # Errors of a tar or gzip stream that ends early or holds garbage.
 DAMAGED_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error)
-NAME_RULE = "lowercase letters and digits, separated by '.', '_', '-' or '/'"
-TAG_RULE = "up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
-
-
-class ImageImportError(Exception):
-    """An archive that cannot be imported; the message says why, in one line."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,7 @@ class ImportedImage:
 
 def import_image(storage, source, target=None, progress=False):
     """Import the images of a docker-save tarball or OCI layout; return them."""
-    wanted = None if target is None else _parse_reference(target, "target")
+    wanted = None if target is None else parse_reference(target, "target")
     try:
         with _open_source(source) as archive:
             importer = _find_importer(archive, source)
@@ -129,106 +123,6 @@ def _find_importer(archive, source):
         f"{source} holds neither manifest.json (docker save) nor oci-layout"
         " (OCI layout); is it complete?"
     )
-
-
-# Names: what the target and the archive call an image.
-
-
-@dataclass(frozen=True)
-class _Reference:
-    """A repository name and tag; the name is None if the archive gives a tag only."""
-
-    name: str | None
-    tag: str
-
-    def __str__(self):
-        return self.tag if self.name is None else f"{self.name}:{self.tag}"
-
-
-def _parse_reference(text, origin):
-    """Return the name and tag ``[HOST/]NAME[:TAG]`` spells, without the host."""
-    name, tag = _split_tag(text)
-    name = _strip_host(name)
-    return _Reference(_check_name(name, origin), _check_tag(tag, origin))
-
-
-def _split_tag(text):
-    """Split ``NAME[:TAG]`` at the tag's colon; no tag means ``latest``."""
-    name, colon, tag = text.rpartition(":")
-    if not colon or "/" in tag:
-        return text, DEFAULT_TAG
-    return name, tag
-
-
-def _strip_host(name):
-    """Drop a leading registry host (``docker.io/``, ``localhost:5000/``)."""
-    first, slash, rest = name.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return rest
-    return name
-
-
-def _check_name(name, origin):
-    """Return a valid repository name, or say in one line why it is not."""
-    return _checked(validate_name, name, origin, f"repository name ({NAME_RULE})")
-
-
-def _check_tag(tag, origin):
-    """Return a valid tag, or say in one line why it is not."""
-    return _checked(validate_tag, tag, origin, f"tag ({TAG_RULE})")
-
-
-def _checked(validate, value, origin, what):
-    """Return ``validate(value)``, or an ImageImportError naming ``what`` it is not."""
-    try:
-        return validate(value)
-    except RegistryError:
-        message = f"{origin}: {value!r} is not a valid {what}"
-        raise ImageImportError(message) from None
-
-
-# Choosing what to import.
-
-
-def _select(items, wanted):
-    """Return (item, references) pairs: every named item, or the target's one."""
-    if not items:
-        raise ImageImportError("the archive holds no images")
-    if wanted is None:
-        return [(item, _named_references(item)) for item in items]
-    if len(items) == 1:
-        return [(items[0], (wanted,))]
-    return [(_match_target(items, wanted), (wanted,))]
-
-
-def _named_references(item):
-    """Return an item's references, all of which must carry a repository name."""
-    if not item.references or any(ref.name is None for ref in item.references):
-        raise ImageImportError(
-            f"the archive gives no repository name for {item.label};"
-            " give a target NAME:TAG"
-        )
-    return item.references
-
-
-def _match_target(items, wanted):
-    """Return the one item named like ``wanted``, or the one with its tag."""
-    matches = [item for item in items if wanted in item.references]
-    if not matches:
-        matches = [item for item in items if _has_tag(item, wanted.tag)]
-    if len(matches) == 1:
-        return matches[0]
-    held = ", ".join(item.label for item in items)
-    if matches:
-        found = f"{len(matches)} images in the archive match"
-    else:
-        found = "no image in the archive matches"
-    raise ImageImportError(f"{found} target {wanted}; it holds: {held}")
-
-
-def _has_tag(item, tag):
-    """Tell whether one of the item's references has this tag."""
-    return any(ref.tag == tag for ref in item.references)
 
 
 # Publishing: what makes stored blobs visible, in an order that is safe.
@@ -459,7 +353,7 @@ class _DockerImage:
 
 def _import_docker_archive(storage, archive, wanted, progress):
     """Import the images a docker-save tarball lists, layers gzip-compressed."""
-    selected = _select(_read_docker_images(archive), wanted)
+    selected = select_images(_read_docker_images(archive), wanted)
     layers = _unique_layers(image for image, _references in selected)
     total = sum(archive.size(path) for path in layers)
 
@@ -494,7 +388,7 @@ def _read_docker_image(archive, entry):
 
     origin = "manifest.json RepoTags"
     references = tuple(
-        _parse_reference(text, origin)
+        parse_reference(text, origin)
         for text in _entry_strings(entry, "RepoTags", required=False)
     )
     label = " ".join(map(str, references)) or f"image {compute_digest(config)}"
@@ -648,7 +542,7 @@ class _Tree:
 def _import_oci_layout(storage, archive, wanted, progress):
     """Import what an OCI layout's index.json names, every byte as it is."""
     _check_layout_version(archive)
-    selected = _select(_read_index_entries(archive), wanted)
+    selected = select_images(_read_index_entries(archive), wanted)
     trees = [(_read_tree(archive, entry.descriptor), refs) for entry, refs in selected]
     blobs = {digest: size for tree, _ in trees for digest, size in tree.blobs.items()}
 
@@ -698,12 +592,12 @@ def _ref_name_reference(ref_name, image_name):
     """Return the reference a ref.name gives: a full one, or a tag only."""
     origin = f"index.json {REF_NAME_ANNOTATION}"
     if "/" in ref_name or ":" in ref_name:
-        return _parse_reference(ref_name, origin)
-    tag = _check_tag(ref_name, origin)
+        return parse_reference(ref_name, origin)
+    tag = check_tag(ref_name, origin)
     if not isinstance(image_name, str):
-        return _Reference(None, tag)
+        return Reference(None, tag)
     origin = f"index.json {IMAGE_NAME_ANNOTATION}"
-    return _Reference(_parse_reference(image_name, origin).name, tag)
+    return Reference(parse_reference(image_name, origin).name, tag)
 
 
 def _read_tree(archive, descriptor):
