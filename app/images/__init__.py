@@ -18,38 +18,41 @@ last. An archive that fails a check leaves no tag, manifest or link behind; blob
 that passed before it stay in the store, unreferenced.
 """
 
-import contextlib
 import json
 import logging
-import os
-import posixpath
-import re
-import sys
 import tarfile
 import zlib
 from dataclasses import dataclass, field
 
-import click
-
-from app.documents import DocumentError, parse_document
-from app.errors import RegistryError
+from app.documents import parse_document
 from app.events import record_event
 from app.images.errors import ImageImportError
+from app.images.progress import BLOCK_SIZE, progress_bar, read_blocks
+from app.images.publishing import (
+    ImportedImage,
+    StoredImage,
+    parse_archive_manifest,
+    publish,
+)
 from app.images.references import (
     Reference,
     check_tag,
     parse_reference,
     select_images,
 )
-from app.reference import Digest, compute_digest, parse_digest
-from app.storage.errors import DigestMismatch, SizeMismatch
-from app.v2.manifests import (
-    DOCKER_MANIFEST,
-    INDEX_TYPES,
-    SCHEMA_VERSION,
-    parse_manifest,
-    store_manifest,
+from app.images.sources import (
+    archive_digest,
+    check_named_content,
+    load_json,
+    member_path,
+    open_source,
+    read_document,
 )
+from app.reference import compute_digest
+from app.storage.errors import DigestMismatch, SizeMismatch
+from app.v2.manifests import DOCKER_MANIFEST, INDEX_TYPES, SCHEMA_VERSION
+
+__all__ = ["ImageImportError", "ImportedImage", "import_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,39 +65,21 @@ DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 IMAGE_NAME_ANNOTATION = "io.containerd.image.name"
 
-BLOCK_SIZE = 1024 * 1024
-# JSON files are read whole; anything larger is not metadata.
-MAX_DOCUMENT_SIZE = 16 * 1024 * 1024
 # zlib with a gzip wrapper writes mtime 0 and no file name: the same layer always
 # compresses to the same bytes with the same zlib.
 GZIP_LEVEL = 6
 GZIP_WINDOW_BITS = 16 + zlib.MAX_WBITS
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-MAX_LINK_HOPS = 8
-# Files of an archive named after their content: blobs/<algorithm>/<hex>, and
-# the config of the old docker-save layout, <hex>.json.
-BLOB_PATH = re.compile(r"blobs/([a-z0-9]+)/([a-f0-9]+)")
-LEGACY_CONFIG_PATH = re.compile(r"([a-f0-9]{64})\.json")
 # Errors of a tar or gzip stream that ends early or holds garbage.
 DAMAGED_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error)
-
-
-@dataclass(frozen=True)
-class ImportedImage:
-    """An image the import made visible under ``name:tag``."""
-
-    name: str
-    tag: str
-    digest: Digest
-    media_type: str
 
 
 def import_image(storage, source, target=None, progress=False):
     """Import the images of a docker-save tarball or OCI layout; return them."""
     wanted = None if target is None else parse_reference(target, "target")
     try:
-        with _open_source(source) as archive:
+        with open_source(source) as archive:
             importer = _find_importer(archive, source)
             imported = importer(storage, archive, wanted, progress)
     except DAMAGED_ARCHIVE_ERRORS as error:
@@ -125,218 +110,6 @@ def _find_importer(archive, source):
     )
 
 
-# Publishing: what makes stored blobs visible, in an order that is safe.
-
-
-@dataclass(frozen=True)
-class _StoredImage:
-    """An image whose blobs are stored, not yet visible in any repository."""
-
-    blobs: tuple
-    manifests: tuple  # (body, ManifestContent, Digest); children before parents
-    references: tuple
-
-
-def _publish(storage, images):
-    """Link blobs, then put manifests, then set tags; return what was imported."""
-    for image in images:
-        for name in _names(image):
-            for digest in image.blobs:
-                storage.link_blob(name, digest)
-    for image in images:
-        for name in _names(image):
-            for body, content, digest in image.manifests:
-                store_manifest(storage, name, body, content, digest)
-    return [_tag(storage, image, ref) for image in images for ref in image.references]
-
-
-def _names(image):
-    """Return the distinct repository names an image goes to."""
-    return dict.fromkeys(ref.name for ref in image.references)
-
-
-def _tag(storage, image, reference):
-    """Point ``reference`` at the image's top manifest; return the ImportedImage."""
-    _body, content, digest = image.manifests[-1]
-    storage.tag_manifest(reference.name, reference.tag, digest)
-    return ImportedImage(reference.name, reference.tag, digest, content.media_type)
-
-
-def _parse_manifest(body, media_type, digest):
-    """Return what a manifest declares, as a push would check it."""
-    try:
-        return parse_manifest(body, media_type)
-    except RegistryError as error:
-        message = f"manifest {digest} is not valid: {error.message}"
-        raise ImageImportError(message) from None
-
-
-# Progress.
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled, total):
-    """Yield a callable that advances a bar on stderr by a count of bytes."""
-    if not enabled:
-        yield _ignore_progress
-        return
-    bar = click.progressbar(length=max(total, 1), label="Importing", file=sys.stderr)
-    with bar:
-        yield bar.update
-
-
-def _ignore_progress(count):
-    """Take a progress report and do nothing with it."""
-
-
-def _read_blocks(stream, advance):
-    """Yield a file's blocks, reporting each one's size to ``advance``."""
-    while block := stream.read(BLOCK_SIZE):
-        advance(len(block))
-        yield block
-
-
-# Sources: a tar (plain or compressed) or a folder, read by member path.
-
-
-@contextlib.contextmanager
-def _open_source(source):
-    """Yield the archive at ``source``: a folder, or a tar of any compression."""
-    if os.path.isdir(source):
-        yield _Folder(source)
-        return
-    if not os.path.exists(source):
-        raise ImageImportError(f"no such file or folder: {source}")
-    with _open_tar(source) as tar:
-        yield _Tarball(tar)
-
-
-def _open_tar(source):
-    """Open a tar of any compression, or say that ``source`` is not one."""
-    try:
-        return tarfile.open(source, "r:*")
-    except tarfile.ReadError:
-        message = f"{source} is neither an image folder nor a readable tar archive"
-        raise ImageImportError(message) from None
-
-
-def _member_path(name):
-    """Return the normalized path of an archive member, refusing escapes."""
-    path = posixpath.normpath(name)
-    if path.startswith(("/", "../")) or path in (".", ".."):
-        raise ImageImportError(f"the archive names an unsafe path: {name!r}")
-    return path
-
-
-class _Folder:
-    """The files of a folder: an OCI layout, or an unpacked docker-save tarball."""
-
-    def __init__(self, root):
-        self.root = root
-
-    def exists(self, path):
-        """Tell whether the folder holds a file at ``path``."""
-        return os.path.isfile(self._path(path))
-
-    def size(self, path):
-        """Return the size of the file at ``path``."""
-        if not self.exists(path):
-            raise ImageImportError(f"the folder has no {path}")
-        return os.path.getsize(self._path(path))
-
-    def open(self, path):
-        """Return the file at ``path``, open for binary reading."""
-        self.size(path)
-        return open(self._path(path), "rb")
-
-    def _path(self, path):
-        return os.path.join(self.root, *_member_path(path).split("/"))
-
-
-class _Tarball:
-    """The members of a tar, found by path, links followed inside the tar."""
-
-    def __init__(self, tar):
-        self.tar = tar
-        members = tar.getmembers()
-        self.members = {posixpath.normpath(info.name): info for info in members}
-
-    def exists(self, path):
-        """Tell whether the tar has a member at ``path``."""
-        return _member_path(path) in self.members
-
-    def size(self, path):
-        """Return the size of the file at ``path``."""
-        return self._resolve(_member_path(path)).size
-
-    def open(self, path):
-        """Return the file at ``path``, open for binary reading."""
-        return self.tar.extractfile(self._resolve(_member_path(path)))
-
-    def _resolve(self, path):
-        """Return the regular file member at ``path``, following links."""
-        for _hop in range(MAX_LINK_HOPS):
-            info = self.members.get(path)
-            if info is None:
-                raise ImageImportError(f"the archive has no {path}")
-            if info.isfile():
-                return info
-            if not (info.issym() or info.islnk()):
-                raise ImageImportError(f"{path} in the archive is not a file")
-            path = _link_target(info)
-        raise ImageImportError(f"{path} in the archive is a chain of links")
-
-
-def _link_target(info):
-    """Return the member path a symbolic or hard link points to."""
-    if info.islnk():
-        return posixpath.normpath(info.linkname)
-    folder = posixpath.dirname(posixpath.normpath(info.name))
-    return posixpath.normpath(posixpath.join(folder, info.linkname))
-
-
-def _read_document(archive, path):
-    """Return the (small) file at ``path`` as bytes."""
-    if archive.size(path) > MAX_DOCUMENT_SIZE:
-        raise ImageImportError(f"{path} is too large to be image metadata")
-    with archive.open(path) as stream:
-        return stream.read()
-
-
-def _load_json(data, path):
-    """Return the JSON document ``data`` holds; ``path`` names it in errors."""
-    try:
-        return parse_document(data)
-    except DocumentError as error:
-        raise ImageImportError(
-            f"{path} in the archive is not valid JSON: {error}"
-        ) from None
-
-
-def _archive_digest(text, origin):
-    """Return the Digest an archive's metadata spells, or say where it is bad."""
-    try:
-        return parse_digest(text if isinstance(text, str) else None)
-    except RegistryError:
-        raise ImageImportError(f"{origin}: {text!r} is not a valid digest") from None
-
-
-def _named_digest(path):
-    """Return the Digest a file is named after, or None if its name is no digest."""
-    if match := BLOB_PATH.fullmatch(path):
-        return _archive_digest(f"{match[1]}:{match[2]}", path)
-    if match := LEGACY_CONFIG_PATH.fullmatch(path):
-        return _archive_digest(f"sha256:{match[1]}", path)
-    return None
-
-
-def _check_named_content(path, data):
-    """Check bytes against the digest their file is named after, if it is."""
-    expected = _named_digest(path)
-    if expected and compute_digest(data, expected.algorithm) != expected:
-        raise ImageImportError(f"{path} in the archive does not match its digest")
-
-
 # docker save: manifest.json lists each image's config and layer tars.
 
 
@@ -357,7 +130,7 @@ def _import_docker_archive(storage, archive, wanted, progress):
     layers = _unique_layers(image for image, _references in selected)
     total = sum(archive.size(path) for path in layers)
 
-    with _progress_bar(progress, total) as advance:
+    with progress_bar(progress, total) as advance:
         stored = {
             path: _store_layer(storage, archive, path, diff_id, advance)
             for path, diff_id in layers.items()
@@ -366,13 +139,13 @@ def _import_docker_archive(storage, archive, wanted, progress):
         _store_docker_image(storage, image, references, stored)
         for image, references in selected
     ]
-    return _publish(storage, images)
+    return publish(storage, images)
 
 
 def _read_docker_images(archive):
     """Return the images manifest.json lists, each config read and checked."""
-    data = _read_document(archive, DOCKER_ARCHIVE_MANIFEST)
-    entries = _load_json(data, DOCKER_ARCHIVE_MANIFEST)
+    data = read_document(archive, DOCKER_ARCHIVE_MANIFEST)
+    entries = load_json(data, DOCKER_ARCHIVE_MANIFEST)
     if not isinstance(entries, list):
         raise ImageImportError("manifest.json is not a list of images")
     return [_read_docker_image(archive, entry) for entry in entries]
@@ -380,10 +153,10 @@ def _read_docker_images(archive):
 
 def _read_docker_image(archive, entry):
     """Return one manifest.json entry with its config, diff_ids and RepoTags."""
-    config_path = _member_path(_entry_field(entry, "Config", str))
-    layers = tuple(_member_path(path) for path in _entry_strings(entry, "Layers"))
-    config = _read_document(archive, config_path)
-    _check_named_content(config_path, config)
+    config_path = member_path(_entry_field(entry, "Config", str))
+    layers = tuple(member_path(path) for path in _entry_strings(entry, "Layers"))
+    config = read_document(archive, config_path)
+    check_named_content(config_path, config)
     diff_ids = _diff_ids(config, config_path, len(layers))
 
     origin = "manifest.json RepoTags"
@@ -415,7 +188,7 @@ def _entry_strings(entry, key, required=True):
 
 def _diff_ids(config, path, count):
     """Return the config's rootfs.diff_ids, one per layer of manifest.json."""
-    document = _load_json(config, path)
+    document = load_json(config, path)
     rootfs = document.get("rootfs") if isinstance(document, dict) else None
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list):
@@ -425,7 +198,7 @@ def _diff_ids(config, path, count):
             f"{path}: the image config lists {len(diff_ids)} layers,"
             f" manifest.json {count}"
         )
-    return tuple(_archive_digest(text, f"{path} rootfs.diff_ids") for text in diff_ids)
+    return tuple(archive_digest(text, f"{path} rootfs.diff_ids") for text in diff_ids)
 
 
 def _unique_layers(images):
@@ -457,7 +230,7 @@ def _compressed(stream, diff_id, path, advance):
     """Yield a plain layer gzip-compressed; fail at its end if not its diff_id."""
     hasher = diff_id.hasher()
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WINDOW_BITS)
-    for block in _read_blocks(stream, advance):
+    for block in read_blocks(stream, advance):
         hasher.update(block)
         yield compressor.compress(block)
     yield compressor.flush()
@@ -469,7 +242,7 @@ def _passed_through(stream, diff_id, path, advance):
     """Yield a gzip layer as it is; fail at its end unless it inflates to diff_id."""
     hasher = diff_id.hasher()
     decompressor = zlib.decompressobj(GZIP_WINDOW_BITS)
-    for block in _read_blocks(stream, advance):
+    for block in read_blocks(stream, advance):
         _inflate(decompressor, block, hasher)
         yield block
     if not decompressor.eof or decompressor.unused_data:
@@ -498,9 +271,9 @@ def _store_docker_image(storage, image, references, stored_layers):
     layers = [stored_layers[path] for path in image.layers]
     body = _docker_manifest(config_digest, len(image.config), layers)
     digest = compute_digest(body)
-    content = _parse_manifest(body, DOCKER_MANIFEST, digest)
+    content = parse_archive_manifest(body, DOCKER_MANIFEST, digest)
     blobs = tuple(dict.fromkeys(content.blobs))
-    return _StoredImage(blobs, ((body, content, digest),), references)
+    return StoredImage(blobs, ((body, content, digest),), references)
 
 
 def _docker_manifest(config_digest, config_size, layers):
@@ -546,16 +319,16 @@ def _import_oci_layout(storage, archive, wanted, progress):
     trees = [(_read_tree(archive, entry.descriptor), refs) for entry, refs in selected]
     blobs = {digest: size for tree, _ in trees for digest, size in tree.blobs.items()}
 
-    with _progress_bar(progress, sum(blobs.values())) as advance:
+    with progress_bar(progress, sum(blobs.values())) as advance:
         for digest, size in blobs.items():
             _store_layout_blob(storage, archive, digest, size, advance)
     images = [_stored_tree(tree, references) for tree, references in trees]
-    return _publish(storage, images)
+    return publish(storage, images)
 
 
 def _check_layout_version(archive):
     """Raise unless oci-layout declares a layout version this import reads."""
-    layout = _load_json(_read_document(archive, OCI_LAYOUT_FILE), OCI_LAYOUT_FILE)
+    layout = load_json(read_document(archive, OCI_LAYOUT_FILE), OCI_LAYOUT_FILE)
     version = layout.get("imageLayoutVersion") if isinstance(layout, dict) else None
     if not isinstance(version, str) or not version.startswith(OCI_LAYOUT_MAJOR_VERSION):
         raise ImageImportError(
@@ -565,7 +338,7 @@ def _check_layout_version(archive):
 
 def _read_index_entries(archive):
     """Return the entries of index.json, with the names they are annotated with."""
-    index = _load_json(_read_document(archive, OCI_INDEX_FILE), OCI_INDEX_FILE)
+    index = load_json(read_document(archive, OCI_INDEX_FILE), OCI_INDEX_FILE)
     descriptors = index.get("manifests") if isinstance(index, dict) else None
     if not isinstance(descriptors, list):
         raise ImageImportError("index.json has no list of manifests")
@@ -613,7 +386,7 @@ def _add_manifest(archive, descriptor, tree, parent):
     if digest in tree.manifests:
         return
     body = _read_layout_manifest(archive, descriptor, digest, size, parent)
-    content = _parse_manifest(body, descriptor.get("mediaType"), digest)
+    content = parse_archive_manifest(body, descriptor.get("mediaType"), digest)
     document = parse_document(body)
 
     if content.media_type in INDEX_TYPES:
@@ -629,7 +402,7 @@ def _descriptor(descriptor, parent):
     """Return the digest and size of a descriptor that ``parent`` lists."""
     if not isinstance(descriptor, dict):
         raise ImageImportError(f"{parent} lists a malformed descriptor")
-    digest = _archive_digest(descriptor.get("digest"), f"{parent} descriptor")
+    digest = archive_digest(descriptor.get("digest"), f"{parent} descriptor")
     size = descriptor.get("size")
     if type(size) is not int or size < 0:
         raise ImageImportError(f"{parent}: descriptor {digest} has no valid size")
@@ -646,7 +419,7 @@ def _read_layout_manifest(archive, descriptor, digest, size, parent):
     path = _blob_path(digest)
     if not archive.exists(path):
         raise ImageImportError(_absent_manifest_message(descriptor, digest, parent))
-    body = _read_document(archive, path)
+    body = read_document(archive, path)
     if len(body) != size or compute_digest(body, digest.algorithm) != digest:
         raise ImageImportError(f"manifest {digest} in the layout does not match it")
     return body
@@ -702,4 +475,4 @@ def _stored_tree(tree, references):
     manifests = tuple(
         (body, content, digest) for digest, (body, content) in tree.manifests.items()
     )
-    return _StoredImage(tuple(tree.blobs), manifests, references)
+    return StoredImage(tuple(tree.blobs), manifests, references)
