@@ -24,7 +24,6 @@ archive; ``references`` parses the names of images and picks the ones to import;
 ``errors`` holds ImageImportError.
 """
 
-import logging
 import tarfile
 import zlib
 
@@ -38,7 +37,6 @@ from app.images.sources import open_source
 
 __all__ = ["ImageImportError", "ImportedImage", "import_image"]
 
-logger = logging.getLogger(__name__)
 
 # Errors of a tar or gzip stream that ends early or holds garbage.
 DAMAGED_ARCHIVE_ERRORS = (tarfile.TarError, EOFError, zlib.error)
