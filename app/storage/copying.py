@@ -24,6 +24,8 @@ import os
 import queue
 import threading
 
+from app.storage.background import run_in_thread
+
 BLOCK_SIZE = 1024 * 1024
 # The disk is asked to start writing every this many bytes, so that the fsync
 # before a blob is installed finds little left to write.
@@ -150,7 +152,7 @@ class _Stage:
         self.blocks = queue.Queue(maxsize=BUFFER_COUNT)
         self.error = None
         self.finished = threading.Event()
-        _run_in_thread(self._run)
+        run_in_thread(self._run)
 
     def submit(self, block, buffer):
         self.blocks.put((block, buffer))
@@ -183,41 +185,6 @@ class _Stage:
             self.error = error
         finally:
             self.following(block, buffer)
-
-
-# Threads waiting for a stage to run: an upload in several requests (16 MiB
-# PATCHes, say) would otherwise start two threads for each, and a thread that
-# is started waits for the GIL before its starter may go on.
-_IDLE_RUNNERS = queue.SimpleQueue()
-IDLE_RUNNERS_KEPT = 16
-
-
-def _run_in_thread(function):
-    """Run ``function`` in an idle runner thread, or in a new one."""
-    try:
-        jobs = _IDLE_RUNNERS.get_nowait()
-    except queue.Empty:
-        jobs = queue.SimpleQueue()
-        threading.Thread(target=_serve, args=(jobs,), daemon=True).start()
-    jobs.put(function)
-
-
-def _forget_runners():
-    """In a forked child: the parent's idle runners are not there to run."""
-    global _IDLE_RUNNERS
-    _IDLE_RUNNERS = queue.SimpleQueue()
-
-
-os.register_at_fork(after_in_child=_forget_runners)
-
-
-def _serve(jobs):
-    """Run the functions put in ``jobs``; end when too many runners are idle."""
-    while True:
-        jobs.get()()
-        if _IDLE_RUNNERS.qsize() >= IDLE_RUNNERS_KEPT:
-            return
-        _IDLE_RUNNERS.put(jobs)
 
 
 def _blocks(stream):

@@ -38,6 +38,7 @@ import weakref
 
 from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
+from app.storage.background import hold, release_later
 from app.storage.base import Manifest, Storage
 from app.storage.collection import BLOBS, MANIFESTS, FilesystemCollection
 from app.storage.copying import copy_hashed
@@ -150,19 +151,26 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         _sync(temporary_path)
         folder = os.path.dirname(path)
         created = _missing_folders(folder)
-        for attempt in range(FOLDER_ATTEMPTS):
-            try:
-                os.makedirs(folder, exist_ok=True)
-                os.replace(temporary_path, path)
-                break
-            except FileNotFoundError:
-                # Garbage collection removed an empty folder on the way; make it
-                # again, fresh, so that collection leaves it alone this time.
-                if attempt == FOLDER_ATTEMPTS - 1:
-                    raise
-                created += _missing_folders(folder)
-        for changed in [folder, *(os.path.dirname(new) for new in created)]:
-            _sync(changed)
+        # A blob pushed again replaces itself: the old file is held open, so
+        # that its blocks are freed once the new name is durable, after the
+        # answer, rather than by the rename.
+        replaced = hold(path)
+        try:
+            for attempt in range(FOLDER_ATTEMPTS):
+                try:
+                    os.makedirs(folder, exist_ok=True)
+                    os.replace(temporary_path, path)
+                    break
+                except FileNotFoundError:
+                    # Garbage collection removed an empty folder on the way; make
+                    # it again, fresh, so that collection leaves it alone now.
+                    if attempt == FOLDER_ATTEMPTS - 1:
+                        raise
+                    created += _missing_folders(folder)
+            for changed in [folder, *(os.path.dirname(new) for new in created)]:
+                _sync(changed)
+        finally:
+            release_later(replaced)
 
     def _write_file(self, path, data):
         with self._temporary_file() as temporary:
@@ -209,10 +217,14 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return actual
 
     def delete_blob(self, digest):
+        path = self._blob_path(digest)
+        held = hold(path)  # its blocks are freed after the answer
         try:
-            os.unlink(self._blob_path(digest))
+            os.unlink(path)
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
+        finally:
+            release_later(held)
 
     def list_blobs(self):
         digests = []

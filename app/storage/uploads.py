@@ -24,6 +24,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 
 from app.reference import Digest
+from app.storage.background import hold, release_later
 from app.storage.base import StoredItem
 from app.storage.copying import Hashing, copy_hashed, copy_hashing
 from app.storage.errors import DigestMismatch, UploadNotFound, UploadRangeMismatch
@@ -116,7 +117,9 @@ class FilesystemUploads:
 
     def cancel_upload(self, name, upload_id):
         with self._locked_upload(name, upload_id):
+            data = hold(self._upload_path(upload_id, "data"))
             shutil.rmtree(self._upload_path(upload_id), ignore_errors=True)
+            release_later(data)
 
     def expire_uploads(self, max_age):
         cutoff = time.time() - max_age
