@@ -16,6 +16,9 @@ graceful restarts, TLS, sendfile, the server hooks) to gunicorn:
 - the body and the response get an idle timeout instead: a read or write that
   makes no progress for that long fails, one that moves on may go on for hours.
 
+Bytes a response sends with sendfile(2) (blob downloads) are counted for the
+access log, as gunicorn counts those it writes itself.
+
 Requests gunicorn refuses before the application sees them (a head too large,
 two Content-Length headers, bare LF line ends, ...) are answered in the OCI
 error format with the status gunicorn chose.
@@ -42,6 +45,7 @@ from functools import partial
 from gunicorn import http, util
 from gunicorn import sock as gunicorn_sock
 from gunicorn.http import errors as http_errors
+from gunicorn.http import wsgi
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
@@ -215,6 +219,7 @@ class RegistryWorker(ThreadWorker):
     """gunicorn's gthread worker with deadlines for slow clients and OCI errors."""
 
     def init_process(self):
+        wsgi.Response = SendfileCountingResponse  # this worker process only
         self.header_timeout = timeout_from_environment(
             HEADER_TIMEOUT_VARIABLE, DEFAULT_HEADER_TIMEOUT
         )
@@ -339,6 +344,34 @@ class RegistryWorker(ThreadWorker):
 
 
 ZERO_TIME = datetime.timedelta(0)
+
+
+class SendfileCountingResponse(wsgi.Response):
+    """gunicorn's HTTP/1 response, counting what it sends with sendfile too.
+
+    A file sent whole is what gunicorn chose to send: Content-Length bytes, or
+    the rest of the file. One cut short by the client leaves the file where
+    socket.sendfile stopped, so the distance it moved is what was sent.
+    """
+
+    def sendfile(self, respiter):
+        filelike = respiter.filelike
+        try:
+            start = filelike.tell()
+        except (AttributeError, OSError, ValueError):
+            return super().sendfile(respiter)
+        try:
+            done = super().sendfile(respiter)
+        except BaseException:
+            with contextlib.suppress(OSError, ValueError):
+                self.sent += max(filelike.tell() - start, 0)
+            raise
+        if done and not getattr(self, "_omits_body", False):
+            length = self.response_length
+            if length is None:
+                length = os.fstat(filelike.fileno()).st_size - start
+            self.sent += max(length, 0)
+        return done
 
 
 class Refused:

@@ -3,6 +3,8 @@
 import hashlib
 import http.client
 import json
+import secrets
+import time
 import urllib.request
 
 import pytest
@@ -82,3 +84,34 @@ def test_ranges_on_one_kept_alive_connection_stay_apart(registry_server, token, 
     finally:
         connection.close()
     assert bodies == [BLOB[10:20], BLOB[20:30]]
+
+
+def logged_size(server, marker):
+    """The size the access log gives the request whose line holds ``marker``."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in server.log.read_text().splitlines():
+            if marker in line:
+                return line.split('" ', 1)[1].split()[1]
+        time.sleep(0.05)  # lines are written by a thread, a moment later
+    raise AssertionError(f"no access log line holds {marker}")
+
+
+@pytest.mark.parametrize(
+    "method, header, size",
+    [
+        ("GET", None, len(BLOB)),
+        ("GET", "bytes=1000-70000", 69001),
+        ("GET", "bytes=-4", 4),
+        ("HEAD", None, 0),
+    ],
+)
+def test_the_access_log_counts_the_bytes_of_a_download(
+    registry_server, token, pushed, method, header, size
+):
+    marker = f"sent={secrets.token_hex(8)}"
+    headers = {"Range": header} if header else {}
+    path = f"/v2/{NAME}/blobs/{pushed}?{marker}"
+    status, _, body = send(registry_server, method, path, headers=headers, token=token)
+    assert status in (200, 206) and len(body) == size
+    assert logged_size(registry_server, marker) == str(size)
