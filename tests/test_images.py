@@ -747,3 +747,11 @@ def test_import_command_reports_a_broken_archive_in_one_line(cli_app, tmp_path):
 
     assert result.exit_code != 0
     assert result.output.count("\n") == 1 and "not valid JSON" in result.output
+
+
+def test_an_import_moves_a_tag_that_exists_already(storage, docker_archive, oci_layout):
+    [first] = import_image(storage, docker_archive, "moved:latest")
+    [second] = import_image(storage, oci_layout[0], "moved:latest")
+
+    assert first.digest != second.digest
+    assert stored_manifest(storage, "moved", "latest").digest == second.digest
