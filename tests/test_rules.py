@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from app.auth import caller_named
 from app.auth.rules import RulesError
 from tests.accounts_kit import add_user, basic, make_app, with_token
 from tests.conftest import seed_image, sha256
@@ -217,3 +218,36 @@ def test_the_web_ui_signs_accounts_in_and_follows_the_rules(app, client):
 
     listing = client.get("/ui/?format=json").json["repositories"]
     assert [repository["name"] for repository in listing] == ["secret/db"]
+
+
+NAMES = [
+    "team/app", "secret/db", "alice/tools", "bob/deep/tools", "carol/app",
+    "dave/app", "elsewhere", "secret", "team", "alice", "x/y/z",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("pull_setting", [True, False])
+@pytest.mark.parametrize("user", [None, "alice", "bob", "carol"])
+@pytest.mark.parametrize("action", ["pull", "push", "delete"])
+def test_filtering_many_names_agrees_with_asking_for_each(
+    tmp_path, pull_setting, user, action
+):
+    app = make_app(
+        tmp_path, REGISTRY_ACCESS_RULES=RULES, REGISTRY_ANONYMOUS_PULL=pull_setting
+    )
+    (tmp_path / "groups").write_text("dev: alice\nops: carol\n")
+    with app.test_request_context():
+        rules = app.extensions["registry_rules"]
+        caller = caller_named(user)
+        one_by_one = [n for n in NAMES if action in rules.allowed_actions(caller, n)]
+
+        assert rules.permitting(caller, action, NAMES) == one_by_one
+
+
+def test_when_everyone_pulls_everything_the_catalog_is_not_filtered(tmp_path):
+    app = make_app(tmp_path, REGISTRY_ANONYMOUS_PULL=True)
+    with app.test_request_context():
+        rules = app.extensions["registry_rules"]
+
+        assert rules.permitting(caller_named(None), "pull", NAMES) == NAMES
+        assert rules.permitting(caller_named(None), "push", NAMES) == []

@@ -277,15 +277,20 @@ def issued_at():
 
 def allowed_actions(account, repository):
     """Return what the rules let ``account`` (a name, "" or None) do in a repository."""
-    groups = get_accounts().groups_of(account) if account else frozenset()
     rules = current_app.extensions["registry_rules"]
-    return rules.allowed_actions(Caller(account or "", groups), repository)
+    return rules.allowed_actions(caller_named(account), repository)
 
 
 def pullable_repositories(grant, names):
     """Return those of ``names`` that the grant's subject may pull."""
-    subject = grant.get("sub")
-    return [name for name in names if "pull" in allowed_actions(subject, name)]
+    rules = current_app.extensions["registry_rules"]
+    return rules.permitting(caller_named(grant.get("sub")), "pull", names)
+
+
+def caller_named(account):
+    """Return the Caller the rules see for ``account`` (a name, "" or None)."""
+    groups = get_accounts().groups_of(account) if account else frozenset()
+    return Caller(account or "", groups)
 
 
 def automatic_mount_allowed():

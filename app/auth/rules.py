@@ -133,11 +133,37 @@ class AccessRules:
 
     def allowed_actions(self, caller, repository):
         """Return the set of actions ``caller`` may take on ``repository``."""
+        rule, owner = self._deciding_rule(repository)
+        return set() if rule is None else rule.actions_for(caller, owner)
+
+    def permitting(self, caller, action, repositories):
+        """Return those of ``repositories`` where ``caller`` may take ``action``.
+
+        What a rule allows depends only on the caller and the namespace's
+        owner, so it is worked out once for each of those, not once a name.
+        """
+        if action == "pull" and self.everyone_pulls_everything():
+            return list(repositories)
+        answers = {}
+        kept = []
+        for repository in repositories:
+            rule, owner = self._deciding_rule(repository)
+            if rule is None:
+                continue
+            key = (id(rule), owner)
+            if key not in answers:
+                answers[key] = action in rule.actions_for(caller, owner)
+            if answers[key]:
+                kept.append(repository)
+        return kept
+
+    def _deciding_rule(self, repository):
+        """Return the first rule covering ``repository`` and its owner, or Nones."""
         for rule in self.rules:
             owner = rule.owner_of(repository, self.namespaces)
             if owner is not None:
-                return rule.actions_for(caller, owner)
-        return set()
+                return rule, owner
+        return None, None
 
     def claims_namespace(self, name):
         """Tell whether a rule names ``name`` as a namespace of its own."""
