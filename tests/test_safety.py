@@ -1,6 +1,7 @@
 """However a request is built, it reads nothing outside the storage root."""
 
 import os
+import time
 
 import pytest
 
@@ -152,3 +153,40 @@ def test_what_is_not_a_file_in_the_store_is_missing(
     assert response.status_code == 404
     if method == "GET":
         assert response.json["errors"]
+
+
+OTHER_LAYER = b"a layer of another image"
+
+
+def blob_file(storage, digest):
+    hex_digits = digest.hex
+    return os.path.join(storage.root, "blobs", "sha256", hex_digits[:2], hex_digits)
+
+
+def link_to_another_blob(storage, digest):
+    """Put in the place of blob ``digest`` a link to another blob's file."""
+    other = storage.write_blob([OTHER_LAYER])
+    path = blob_file(storage, digest)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.symlink(os.path.relpath(blob_file(storage, other), os.path.dirname(path)), path)
+    return other
+
+
+def test_a_blob_write_replaces_a_link_in_its_place(storage):
+    """A push of a blob whose place holds a link to another blob's file stores
+    it there, and leaves the other blob as it was."""
+    digest = compute_digest(b"this blob")
+    other = link_to_another_blob(storage, digest)
+    storage.write_blob([b"this blob"], digest)
+    assert not os.path.islink(blob_file(storage, digest))
+    assert storage.read_blob(digest) == b"this blob"
+    assert storage.read_blob(other) == OTHER_LAYER
+
+
+def test_a_sweep_removes_a_link_in_a_blobs_place_not_what_it_names(storage):
+    digest = compute_digest(b"this blob")
+    other = link_to_another_blob(storage, digest)
+    assert digest in {item.key for item in storage.scan_blobs()}
+    assert storage.sweep_blob(digest, time.time() + 60)
+    assert not os.path.lexists(blob_file(storage, digest))
+    assert storage.read_blob(other) == OTHER_LAYER

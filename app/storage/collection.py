@@ -75,13 +75,17 @@ class FilesystemCollection:
         return self._repository_path(name, kind, digest.algorithm, digest.hex)
 
     def _sweep_file(self, path, cutoff):
-        """Remove a file last modified at or before ``cutoff``; tell if it went."""
+        """Remove a file last modified at or before ``cutoff``; tell if it went.
+
+        A link in the file's place is judged and removed itself, never what
+        it points to.
+        """
         try:
-            if os.stat(path).st_mtime > cutoff:
+            if os.lstat(path).st_mtime > cutoff:
                 return False
             aside = os.path.join(self.root, "tmp", f"sweep-{uuid.uuid4()}")
             os.rename(path, aside)
-            modified = os.stat(aside).st_mtime
+            modified = os.lstat(aside).st_mtime
         except FileNotFoundError:
             return False  # removed by someone else since the listing
         if modified > cutoff:
@@ -95,7 +99,7 @@ def _scan(digests, path_of):
     """Yield a StoredItem for each digest whose file is still there."""
     for digest in digests:
         try:
-            status = os.stat(path_of(digest))
+            status = os.lstat(path_of(digest))
         except FileNotFoundError:
             continue  # removed since the listing
         yield StoredItem(digest, status.st_size, status.st_mtime)

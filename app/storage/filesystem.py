@@ -123,7 +123,15 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             start = end + 1
 
     def _blob_path(self, digest):
-        return self._path("blobs", digest.algorithm, digest.hex[:2], digest.hex)
+        """Return the path of a blob's own file, for writing or removing it.
+
+        Only the folders on the way are resolved: a link standing in the
+        blob's place is replaced by a write and removed by a removal, never
+        followed to the file it names.
+        """
+        hex_digits = digest.hex
+        folder = self._path("blobs", digest.algorithm, hex_digits[:2])
+        return os.path.join(folder, hex_digits)
 
     def _readable_blob_path(self, digest):
         hex_digits = digest.hex
