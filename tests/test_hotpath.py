@@ -13,6 +13,7 @@ from werkzeug.test import Client
 from app.metrics import BYTES_SERVED, REQUESTS, labelled
 from app.v2.hotpath import HotReads
 from tests.conftest import bearer, get_token, seed_image
+from tests.test_safety import ODD_ENTRIES, PLACES, plant
 
 NAME = "team/app"
 PASSED_ON = "599 PASSED ON"
@@ -179,6 +180,25 @@ def test_a_deleted_tag_is_gone_at_once(client, hot, storage, image):
     assert answers(hot, "GET", path, headers)[0][0].startswith("200")
     storage.delete_tag(NAME, "v2")
     whole, flask_only, hot_only = answers(hot, "GET", path, headers)
+    assert whole[0].startswith("404")
+    assert hot_only[0] == PASSED_ON
+    assert whole == flask_only
+
+
+MANIFEST_ODD_ENTRIES = [
+    (where, kind) for where, kind in ODD_ENTRIES if PLACES[where] == "MANIFEST_UNKNOWN"
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("where, kind", MANIFEST_ODD_ENTRIES)
+def test_what_the_registry_did_not_write_goes_on_to_flask(
+    client, hot, storage, tmp_path, where, kind, method
+):
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"{}")
+    path = plant(storage, kind, where, outside)
+    whole, flask_only, hot_only = answers(hot, method, path, pull(client, "a"))
     assert whole[0].startswith("404")
     assert hot_only[0] == PASSED_ON
     assert whole == flask_only

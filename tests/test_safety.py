@@ -1,6 +1,12 @@
-"""However a request is built, it reads nothing outside the storage root."""
+"""However a request is built, it reads nothing outside the storage root.
+
+And whatever stands in the tree where the registry keeps a file, a request
+reads only what the registry wrote there: anything else is as missing as
+nothing at all, and looking at it changes nothing.
+"""
 
 import os
+import stat
 import time
 
 import pytest
@@ -56,35 +62,32 @@ def test_crafted_paths_get_an_oci_error(client, storage, headers, path):
     assert SECRET not in response.data
 
 
-def test_symlinked_tag_outside_the_root_is_not_followed(client, storage, secret_file):
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/Bad..Name/manifests/latest",
+        "/v2/a/-b/tags/list",
+        "/v2/a//b/blobs/sha256:" + "0" * 64,
+    ],
+)
+def test_an_invalid_name_in_the_request_is_name_invalid(client, storage, path):
     seed_image(storage, "a", "latest")
-    os.symlink(secret_file, os.path.join(storage.root, "repos", "a", "_tags", "evil"))
-    response = client.get("/v2/a/manifests/evil", headers=bearer(client, "a"))
-    assert response.status_code in (400, 404)
-    assert SECRET not in response.data
+    response = client.get(path, headers=bearer(client, "a"))
+    assert response.status_code == 400
+    assert [error["code"] for error in response.json["errors"]] == ["NAME_INVALID"]
 
 
-def test_symlinked_repository_outside_the_root_is_not_followed(
-    client, storage, tmp_path
+@pytest.mark.parametrize("path", ["/v2/a/manifests/latest", "/v2/a/tags/list"])
+def test_symlinked_repository_outside_the_root_is_unknown(
+    client, storage, tmp_path, path
 ):
     outside = tmp_path / "elsewhere"
     seed_image(storage, "a", "latest")
     os.rename(os.path.join(storage.root, "repos", "a"), outside)
     os.symlink(outside, os.path.join(storage.root, "repos", "a"))
-    response = client.get("/v2/a/manifests/latest", headers=bearer(client, "a"))
-    assert response.status_code in (400, 404)
-    assert response.json["errors"]
-
-
-def test_symlinked_blob_outside_the_root_is_not_served(client, storage, secret_file):
-    image = seed_image(storage, "a", "latest")
-    blob = compute_digest(image["layers"][0])
-    path = os.path.join(storage.root, "blobs", "sha256", blob.hex[:2], blob.hex)
-    os.unlink(path)
-    os.symlink(secret_file, path)
-    response = client.get(f"/v2/a/blobs/{blob}", headers=bearer(client, "a"))
-    assert response.status_code in (400, 404)
-    assert SECRET not in response.data
+    response = client.get(path, headers=bearer(client, "a"))
+    assert response.status_code == 404
+    assert [error["code"] for error in response.json["errors"]] == ["NAME_UNKNOWN"]
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
@@ -119,48 +122,112 @@ def test_storages_opened_and_dropped_keep_no_descriptors(tmp_path):
     assert len(os.listdir("/proc/self/fd")) <= before + 3
 
 
-def plant(storage, image, kind, where):
-    """Put something that is not a stored file where a tag, record or blob goes."""
+# Where the registry keeps a file a pull reads, and what a pull of it answers
+# when something else stands there.
+PLACES = {
+    "tag": "MANIFEST_UNKNOWN",
+    "manifest record": "MANIFEST_UNKNOWN",
+    "manifest blob": "MANIFEST_UNKNOWN",
+    "layer blob": "BLOB_UNKNOWN",
+    "layer record": "BLOB_UNKNOWN",
+}
+# What may stand there instead of a file the registry wrote.
+KINDS = ["fifo", "folder", "loop", "dangling link", "link out of the root"]
+# The registry never writes a link in a blob's place: one to another blob's
+# file would serve that blob's bytes under this digest.
+ODD_ENTRIES = [(where, kind) for where in PLACES for kind in KINDS] + [
+    ("manifest blob", "link to another blob"),
+    ("layer blob", "link to another blob"),
+]
+OTHER_LAYER = b"a layer of another image"
+OTHER_LAYER_DIGEST = compute_digest(OTHER_LAYER)
+
+
+def blob_file(storage, digest):
+    hex_digits = digest.hex
+    return os.path.join(storage.root, "blobs", "sha256", hex_digits[:2], hex_digits)
+
+
+def plant(storage, kind, where, outside):
+    """Put ``kind`` where the registry keeps a file of image ``a:latest``.
+
+    Returns the address that reads it. ``outside`` is a file outside the root,
+    for links that lead out of it.
+    """
+    image = seed_image(storage, "a", "latest")
+    other = seed_image(storage, "b", "latest", layers=(OTHER_LAYER,))
     manifest, layer = image["digest"], compute_digest(image["layers"][0])
+    records = os.path.join(storage.root, "repos", "a")
     places = {
-        "tag": os.path.join(storage.root, "repos", "a", "_tags", "odd"),
-        "record": os.path.join(
-            storage.root, "repos", "a", "_manifests", "sha256", manifest.hex
+        "tag": (os.path.join(records, "_tags", "odd"), "/v2/a/manifests/odd"),
+        "manifest record": (
+            os.path.join(records, "_manifests", "sha256", manifest.hex),
+            f"/v2/a/manifests/{manifest}",
         ),
-        "blob": os.path.join(storage.root, "blobs", "sha256", layer.hex[:2], layer.hex),
+        "manifest blob": (blob_file(storage, manifest), "/v2/a/manifests/latest"),
+        "layer blob": (blob_file(storage, layer), f"/v2/a/blobs/{layer}"),
+        "layer record": (
+            os.path.join(records, "_blobs", "sha256", layer.hex),
+            f"/v2/a/blobs/{layer}",
+        ),
     }
-    path = places[where]
+    path, address = places[where]
+    named = other["digest"] if where == "manifest blob" else OTHER_LAYER_DIGEST
+    replace_with(path, kind, outside, blob_file(storage, named))
+    return address
+
+
+def replace_with(path, kind, outside, counterpart=None):
+    """Put ``kind`` in the place of the file ``path``.
+
+    ``outside`` is a file outside the root, for links that lead out of it;
+    ``counterpart`` the file of another blob, for a link to it.
+    """
     if os.path.lexists(path):
         os.unlink(path)
     if kind == "fifo":
         os.mkfifo(path)
     elif kind == "folder":
         os.mkdir(path)
+    elif kind == "loop":
+        os.symlink(os.path.basename(path), path)
+    elif kind == "dangling link":
+        os.symlink("nothing-here", path)
+    elif kind == "link out of the root":
+        os.symlink(outside, path)
     else:
-        os.symlink(os.path.basename(path), path)  # a link to itself: a loop
-    return {"tag": "/v2/a/manifests/odd", "record": f"/v2/a/manifests/{manifest}",
-            "blob": f"/v2/a/blobs/{layer}"}[where]  # fmt: skip
+        assert kind == "link to another blob"
+        os.symlink(os.path.relpath(counterpart, os.path.dirname(path)), path)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "folder", "loop"])
-@pytest.mark.parametrize("where", ["tag", "record", "blob"])
+def stored_state(storage):
+    """Every entry under the root with its type, size, mtime and link target."""
+    state = {}
+    for folder, folders, files in os.walk(storage.root):
+        for entry in folders + files:
+            path = os.path.join(folder, entry)
+            status = os.lstat(path)
+            target = os.readlink(path) if stat.S_ISLNK(status.st_mode) else None
+            state[path] = (status.st_mode, status.st_size, status.st_mtime_ns, target)
+    return state
+
+
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_what_is_not_a_file_in_the_store_is_missing(
-    client, storage, kind, where, method
+@pytest.mark.parametrize("where, kind", ODD_ENTRIES)
+def test_what_the_registry_did_not_write_is_missing(
+    client, storage, secret_file, where, kind, method
 ):
-    path = plant(storage, seed_image(storage, "a", "latest"), kind, where)
-    response = client.open(path, method=method, headers=bearer(client, "a"))
+    address = plant(storage, kind, where, secret_file)
+    headers = bearer(client, "a")
+    before = stored_state(storage)
+    response = client.open(address, method=method, headers=headers)
     assert response.status_code == 404
-    if method == "GET":
-        assert response.json["errors"]
-
-
-OTHER_LAYER = b"a layer of another image"
-
-
-def blob_file(storage, digest):
-    hex_digits = digest.hex
-    return os.path.join(storage.root, "blobs", "sha256", hex_digits[:2], hex_digits)
+    assert stored_state(storage) == before
+    if method == "HEAD":
+        assert response.data == b""
+    else:
+        assert response.is_json
+        assert [error["code"] for error in response.json["errors"]] == [PLACES[where]]
 
 
 def link_to_another_blob(storage, digest):
@@ -177,6 +244,7 @@ def test_a_blob_write_replaces_a_link_in_its_place(storage):
     it there, and leaves the other blob as it was."""
     digest = compute_digest(b"this blob")
     other = link_to_another_blob(storage, digest)
+    assert not storage.has_blob(digest)
     storage.write_blob([b"this blob"], digest)
     assert not os.path.islink(blob_file(storage, digest))
     assert storage.read_blob(digest) == b"this blob"

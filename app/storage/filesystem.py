@@ -84,25 +84,39 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def _path(self, *parts):
         """Join ``parts`` under the root; OutsideRoot if the result escapes it."""
+        path = self._joined(parts)
+        resolved = self._resolved(path)
+        if resolved is None:
+            raise OutsideRoot(detail={"path": os.path.join(*parts)})
+        return resolved
+
+    def _joined(self, parts):
+        """Join ``parts`` under the root; OutsideRoot if their own text leaves it."""
         path = os.path.normpath(os.path.join(self.root, *parts))
+        if not path.startswith(self.root + os.sep):
+            raise OutsideRoot(detail={"path": os.path.join(*parts)})
+        return path
+
+    def _resolved(self, path):
+        """Return ``path`` with the links on its way resolved; None if they leave."""
         if self._links_below_root(path):
             path = os.path.realpath(path)
-        if not path.startswith(self.root + os.sep):
-            raise OutsideRoot(detail={"path": os.path.join(*parts)})
+            if not path.startswith(self.root + os.sep):
+                return None
         return path
 
-    def _readable_path(self, *parts):
-        """Like ``_path``, for a file read with ``_read_file(path, self._beneath)``.
+    def _found_path(self, *parts):
+        """Like ``_path``, for a look at what is stored rather than a write.
 
-        Where openat2 is there the kernel refuses links leaving the root when
-        the file is opened, so the path is not walked for them here.
+        A link leading out of the root is as missing as nothing there at all:
+        FileNotFoundError. A name that leaves the root by its own text is
+        still refused with OutsideRoot.
         """
-        if self._beneath.descriptor is None:
-            return self._path(*parts)
-        path = os.path.normpath(os.path.join(self.root, *parts))
-        if not path.startswith(self.root + os.sep):
-            raise OutsideRoot(detail={"path": os.path.join(*parts)})
-        return path
+        path = self._joined(parts)
+        resolved = self._resolved(path)
+        if resolved is None:
+            raise FileNotFoundError(errno.ENOENT, "a link leaves the root", path)
+        return resolved
 
     def _links_below_root(self, path):
         """Tell whether a folder or file on the way from the root is a symlink.
@@ -133,14 +147,106 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         folder = self._path("blobs", digest.algorithm, hex_digits[:2])
         return os.path.join(folder, hex_digits)
 
-    def _readable_blob_path(self, digest):
-        hex_digits = digest.hex
-        return self._readable_path(
-            "blobs", digest.algorithm, hex_digits[:2], hex_digits
-        )
-
     def _repository_path(self, name, *parts):
         return self._path("repos", name, *parts)
+
+    def _blob_parts(self, digest):
+        hex_digits = digest.hex
+        return ("blobs", digest.algorithm, hex_digits[:2], hex_digits)
+
+    # Reading: what a request finds in the tree, and what counts as missing.
+
+    def _open_stored(self, parts, follow=True):
+        """Open a stored file for reading; return its descriptor and its status.
+
+        FileNotFoundError unless a regular file is there: a folder, a FIFO, a
+        link loop, a dangling link or a link leading out of the root is as
+        missing as no file at all, and so, without ``follow``, is a link in
+        the file's own place. The open does not block, so a FIFO cannot hold
+        a thread. Where the kernel has openat2 it refuses links leaving the
+        root in the same system call; elsewhere the path is walked for links
+        first.
+        """
+        path = self._joined(parts)
+        try:
+            descriptor = self._beneath.open(path, follow)
+            if descriptor is None:
+                flags = READ_FLAGS if follow else READ_FLAGS | os.O_NOFOLLOW
+                descriptor = os.open(self._walked(path, follow), flags)
+        except OSError as error:
+            if error.errno not in NOT_A_FILE_ERRORS:
+                raise
+            raise FileNotFoundError(errno.ENOENT, "not a stored file", path) from None
+        try:
+            status = os.fstat(descriptor)
+        except OSError:
+            status = None
+        if status is None or not stat.S_ISREG(status.st_mode):
+            os.close(descriptor)
+            raise FileNotFoundError(errno.ENOENT, "not a stored file", path)
+        return descriptor, status
+
+    def _walked(self, path, follow):
+        """Return ``path`` with the links on its way resolved, for a plain open.
+
+        Without ``follow`` the last name is left for the open to refuse if it
+        is a link. FileNotFoundError if a link leads out of the root.
+        """
+        if follow:
+            resolved = self._resolved(path)
+        else:
+            folder, name = os.path.split(path)
+            resolved = self._resolved(folder)
+            resolved = resolved and os.path.join(resolved, name)
+        if resolved is None:
+            raise FileNotFoundError(errno.ENOENT, "a link leaves the root", path)
+        return resolved
+
+    def _read_stored(self, *parts, follow=True):
+        """Return the bytes of a stored file (see ``_open_stored``).
+
+        Tags, manifest records and manifests are read on every pull: this
+        takes the few system calls it needs, not open()'s layers.
+        """
+        descriptor, _status = self._open_stored(parts, follow)
+        try:
+            chunks = []
+            while chunk := os.read(descriptor, READ_STEP):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(descriptor)
+
+    def _stored_status(self, *parts, follow=True):
+        """Return a stored file's status; None where ``_open_stored`` finds none."""
+        try:
+            descriptor, status = self._open_stored(parts, follow)
+        except FileNotFoundError:
+            return None
+        os.close(descriptor)
+        return status
+
+    def _touch_stored(self, *files):
+        """Set the modification time of stored files to now, if all are there.
+
+        ``files`` are ``(parts, follow)`` pairs for ``_open_stored``. Unless
+        it finds every one, none is touched and this answers False, so a
+        request refused for what is missing changes nothing. A store that
+        cannot be written (mounted read-only, say) still answers.
+        """
+        descriptors = []
+        try:
+            for parts, follow in files:
+                descriptors.append(self._open_stored(parts, follow)[0])
+            for descriptor in descriptors:
+                with contextlib.suppress(OSError):
+                    os.utime(descriptor)
+        except FileNotFoundError:
+            return False
+        finally:
+            for descriptor in descriptors:
+                os.close(descriptor)
+        return True
 
     # Atomic writes.
 
@@ -185,28 +291,31 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             temporary.write(data)
         self._install(temporary.name, path)
 
-    # Blobs.
+    # Blobs. The registry writes a blob only as a regular file in its own
+    # place (see ``_blob_path``); a link there, even to another blob, would
+    # serve the bytes of another digest, so it counts as no blob at all.
 
     def has_blob(self, digest):
-        return os.path.isfile(self._blob_path(digest))
+        return self._stored_status(*self._blob_parts(digest), follow=False) is not None
 
     def blob_size(self, digest):
-        try:
-            return os.stat(self._blob_path(digest)).st_size
-        except FileNotFoundError:
-            raise BlobNotFound(detail={"digest": str(digest)}) from None
+        status = self._stored_status(*self._blob_parts(digest), follow=False)
+        if status is None:
+            raise BlobNotFound(detail={"digest": str(digest)})
+        return status.st_size
 
     def open_blob(self, digest):
-        path = self._readable_blob_path(digest)
         try:
-            return os.fdopen(_open_stored(path, self._beneath), "rb")
+            descriptor, _status = self._open_stored(
+                self._blob_parts(digest), follow=False
+            )
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
+        return os.fdopen(descriptor, "rb")
 
     def read_blob(self, digest):
-        path = self._readable_blob_path(digest)
         try:
-            return _read_file(path, self._beneath)
+            return self._read_stored(*self._blob_parts(digest), follow=False)
         except FileNotFoundError:
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
@@ -251,7 +360,10 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     # Repositories.
 
     def repository_exists(self, name):
-        return os.path.isdir(self._repository_path(name, MANIFESTS))
+        try:
+            return os.path.isdir(self._found_path("repos", name, MANIFESTS))
+        except FileNotFoundError:
+            return False
 
     def list_repositories(self):
         entries = os.listdir(self._path(CATALOG))
@@ -321,19 +433,19 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             shutil.rmtree(folder, ignore_errors=True)
 
     def link_blob(self, name, digest):
-        if not _touch(self._blob_path(digest)):
+        if not self._touch_stored((self._blob_parts(digest), False)):
             raise BlobNotFound(detail={"digest": str(digest)})
         path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
         if not _touch(path):
             self._write_file(path, b"")
 
     def touch_blob(self, name, digest):
-        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
-        return _touch(path) and _touch(self._blob_path(digest))
+        record = _record_parts(name, BLOBS, digest)
+        return self._touch_stored((record, True), (self._blob_parts(digest), False))
 
     def repository_has_blob(self, name, digest):
-        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
-        return os.path.isfile(path) and self.has_blob(digest)
+        record = self._stored_status(*_record_parts(name, BLOBS, digest))
+        return record is not None and self.has_blob(digest)
 
     def unlink_blob(self, name, digest):
         path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
@@ -352,10 +464,9 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return digest
 
     def get_manifest(self, name, digest):
-        algorithm, hex_digits = digest.algorithm, digest.hex
-        path = self._readable_path("repos", name, MANIFESTS, algorithm, hex_digits)
         try:
-            media_type = _read_file(path, self._beneath).decode()
+            record = self._read_stored(*_record_parts(name, MANIFESTS, digest))
+            media_type = record.decode()
             body = self.read_blob(digest)
         except (FileNotFoundError, BlobNotFound):
             raise ManifestNotFound(detail={"digest": str(digest)}) from None
@@ -374,12 +485,12 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return [digest for digest in digests if digest is not None]
 
     def has_manifest(self, name, digest):
-        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
-        return os.path.isfile(path) and self.has_blob(digest)
+        record = self._stored_status(*_record_parts(name, MANIFESTS, digest))
+        return record is not None and self.has_blob(digest)
 
     def touch_manifest(self, name, digest):
-        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
-        return _touch(path) and _touch(self._blob_path(digest))
+        record = _record_parts(name, MANIFESTS, digest)
+        return self._touch_stored((record, True), (self._blob_parts(digest), False))
 
     def delete_manifest(self, name, digest):
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
@@ -396,10 +507,9 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def resolve_tag(self, name, tag):
         try:
-            path = self._readable_path("repos", name, TAGS, tag)
-            link = _read_file(path, self._beneath)
+            link = self._read_stored("repos", name, TAGS, tag)
             return parse_digest(link.decode().strip())
-        except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
+        except (FileNotFoundError, UnicodeDecodeError):
             raise ManifestNotFound(detail={"tag": tag}) from None
 
     def tag_pushed_at(self, name, tag):
@@ -486,53 +596,18 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return True
 
 
-def _read_file(path, root=None):
-    """Return a file's bytes: the few system calls it takes, not open()'s layers.
-
-    Tags, manifest records and manifests are read on every pull. Given the
-    storage ``root``, the file is opened with openat2(2) where the kernel has
-    it, which refuses a path that leaves the root through a link in one
-    system call, instead of one lstat for each folder on the way.
-    """
-    descriptor = _open_stored(path, root)
-    try:
-        chunks = []
-        while chunk := os.read(descriptor, READ_STEP):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(descriptor)
-
-
-def _open_stored(path, root=None):
-    """Open a stored file for reading: FileNotFoundError unless it is a file.
-
-    The open does not block, so a FIFO put in the store cannot hold a thread;
-    a folder, a link loop or any other thing that is not a regular file is
-    as missing as no file at all.
-    """
-    try:
-        descriptor = root.open(path) if root is not None else None
-        if descriptor is None:
-            descriptor = os.open(path, READ_FLAGS)
-    except OSError as error:
-        if error.errno not in NOT_A_FILE_ERRORS:
-            raise
-        raise FileNotFoundError(errno.ENOENT, "not a stored file", path) from None
-    try:
-        regular = stat.S_ISREG(os.fstat(descriptor).st_mode)
-    except OSError:
-        regular = False
-    if not regular:
-        os.close(descriptor)
-        raise FileNotFoundError(errno.ENOENT, "not a stored file", path)
-    return descriptor
+def _record_parts(name, kind, digest):
+    """Return the parts of the path of a repository's record of one kind."""
+    return ("repos", name, kind, digest.algorithm, digest.hex)
 
 
 # Stored files are opened without waiting for a writer (a FIFO would wait).
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
-# What opening a path that is not a readable file raises, besides ENOENT.
-NOT_A_FILE_ERRORS = frozenset({errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENXIO})
+# What opening a path that is not a readable file raises, besides ENOENT:
+# EXDEV is openat2's answer to a link leading out of the root.
+NOT_A_FILE_ERRORS = frozenset(
+    {errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENXIO, errno.EXDEV}
+)
 
 
 class _Beneath:
@@ -545,27 +620,33 @@ class _Beneath:
     def __init__(self, folder):
         self.folder = folder
         self.descriptor = None
-        # The same request every time: read-only, not blocking, beneath folder.
-        self.how = _OpenHow(READ_FLAGS, 0, RESOLVE_BENEATH)
-        self.how_reference = ctypes.byref(self.how)
-        self.how_size = ctypes.sizeof(self.how)
+        # The same two requests every time: read-only, not blocking, beneath
+        # folder; the one that does not follow refuses a link in the last place.
+        self.how = {
+            True: _OpenHow(READ_FLAGS, 0, RESOLVE_BENEATH),
+            False: _OpenHow(READ_FLAGS | os.O_NOFOLLOW, 0, RESOLVE_BENEATH),
+        }
+        self.how_references = {
+            follow: ctypes.byref(how) for follow, how in self.how.items()
+        }
+        self.how_size = ctypes.sizeof(_OpenHow)
         if _OPENAT2 is not None:
             self.descriptor = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             weakref.finalize(self, os.close, self.descriptor)
 
-    def open(self, path):
-        """Open ``path`` (under the folder) for reading; OutsideRoot if it leaves."""
+    def open(self, path, follow=True):
+        """Open ``path`` (under the folder) for reading, following a link in its
+        last place only with ``follow``; OSError EXDEV if a link leads out."""
         if self.descriptor is None:
             return None
         relative = path[len(self.folder) + 1 :].encode()
+        how = self.how_references[follow]
         descriptor = _OPENAT2(
-            _SYS_OPENAT2, self.descriptor, relative, self.how_reference, self.how_size
+            _SYS_OPENAT2, self.descriptor, relative, how, self.how_size
         )
         if descriptor >= 0:
             return descriptor
         number = ctypes.get_errno()
-        if number == errno.EXDEV:
-            raise OutsideRoot(detail={"path": relative.decode()})
         if number in (errno.ENOSYS, errno.EPERM):
             self.descriptor = None  # not here after all (a seccomp filter, say)
             return None

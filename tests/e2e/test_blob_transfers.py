@@ -3,8 +3,10 @@
 import hashlib
 import http.client
 import json
+import os
 import secrets
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -115,3 +117,52 @@ def test_the_access_log_counts_the_bytes_of_a_download(
     status, _, body = send(registry_server, method, path, headers=headers, token=token)
     assert status in (200, 206) and len(body) == size
     assert logged_size(registry_server, marker) == str(size)
+
+
+def blob_file(server, digest):
+    hex_digits = digest.split(":")[1]
+    return server.storage_root / "blobs" / "sha256" / hex_digits[:2] / hex_digits
+
+
+@pytest.fixture(params=["link to another blob", "link out of the root", "fifo"])
+def planted(request, registry_server, token, pushed, tmp_path):
+    """A small blob of NAME with something else put in its file's place."""
+    small = b"a blob whose file is replaced"
+    digest = digest_of(small)
+    send(registry_server, "POST", f"/v2/{NAME}/blobs/uploads/?digest={digest}",
+         small, {"Content-Type": "application/octet-stream"}, token)  # fmt: skip
+    path = blob_file(registry_server, digest)
+    aside = tmp_path / "aside"
+    os.rename(path, aside)
+    if request.param == "fifo":
+        os.mkfifo(path)
+    elif request.param == "link out of the root":
+        (tmp_path / "outside").write_bytes(BLOB)
+        os.symlink(tmp_path / "outside", path)
+    else:
+        target = blob_file(registry_server, pushed)
+        os.symlink(os.path.relpath(target, path.parent), path)
+    yield digest
+    os.unlink(path)
+    os.rename(aside, path)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("reading", ["whole", "range"])
+def test_what_stands_in_a_blobs_place_is_not_served(
+    registry_server, token, planted, method, reading
+):
+    headers = {"Range": "bytes=0-99"} if reading == "range" else {}
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        send(registry_server, method, f"/v2/{NAME}/blobs/{planted}",
+             headers=headers, token=token)  # fmt: skip
+    with refused.value as response:
+        body = response.read()
+        assert response.status == 404
+        assert response.headers["Content-Type"] == "application/json"
+    if method == "GET":
+        assert [error["code"] for error in json.loads(body)["errors"]] == [
+            "BLOB_UNKNOWN"
+        ]
+    else:
+        assert body == b""
