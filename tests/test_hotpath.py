@@ -6,6 +6,8 @@ answered ahead of Flask (errors, unusual queries, CORS) are checked to go on.
 """
 
 import json
+import os
+import shutil
 
 import pytest
 from werkzeug.test import Client
@@ -202,6 +204,26 @@ def test_what_the_registry_did_not_write_goes_on_to_flask(
     assert whole[0].startswith("404")
     assert hot_only[0] == PASSED_ON
     assert whole == flask_only
+
+
+@pytest.mark.parametrize("kind", ["file", "fifo", "loop", "dangling", "outside"])
+def test_a_tags_folder_that_is_no_folder_lists_no_tags(
+    client, hot, storage, tmp_path, image, kind
+):
+    folder = os.path.join(storage.root, "repos", NAME, "_tags")
+    shutil.rmtree(folder)
+    if kind == "file":
+        with open(folder, "wb") as file:
+            file.write(b"latest")
+    elif kind == "fifo":
+        os.mkfifo(folder)
+    else:
+        target = {"loop": "_tags", "dangling": "nothing-here", "outside": tmp_path}
+        os.symlink(target[kind], folder)
+    path = f"/v2/{NAME}/tags/list"
+    whole, flask_only, hot_only = answers(hot, "GET", path, pull(client))
+    assert whole == flask_only == hot_only
+    assert json.loads(whole[2]) == {"name": NAME, "tags": []}
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ nothing at all, and looking at it changes nothing.
 """
 
 import os
+import shutil
 import stat
 import time
 
@@ -134,13 +135,18 @@ PLACES = {
 # What may stand there instead of a file the registry wrote.
 KINDS = ["fifo", "folder", "loop", "dangling link", "link out of the root"]
 # The registry never writes a link in a blob's place: one to another blob's
-# file would serve that blob's bytes under this digest.
+# file would serve that blob's bytes under this digest. A tag or a record
+# edited by hand may hold what no tag or record holds.
 ODD_ENTRIES = [(where, kind) for where in PLACES for kind in KINDS] + [
     ("manifest blob", "link to another blob"),
     ("layer blob", "link to another blob"),
+    ("tag", "garbage"),
+    ("manifest record", "garbage"),
 ]
 OTHER_LAYER = b"a layer of another image"
 OTHER_LAYER_DIGEST = compute_digest(OTHER_LAYER)
+# What a file edited by hand may hold: no digest, no media type, no JSON.
+GARBAGE = b"text/plain\r\nSet-Cookie: planted=1"
 
 
 def blob_file(storage, digest):
@@ -178,17 +184,22 @@ def plant(storage, kind, where, outside):
 
 
 def replace_with(path, kind, outside, counterpart=None):
-    """Put ``kind`` in the place of the file ``path``.
+    """Put ``kind`` in the place of the file or folder ``path``.
 
     ``outside`` is a file outside the root, for links that lead out of it;
     ``counterpart`` the file of another blob, for a link to it.
     """
-    if os.path.lexists(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
         os.unlink(path)
     if kind == "fifo":
         os.mkfifo(path)
     elif kind == "folder":
         os.mkdir(path)
+    elif kind in ("file", "garbage"):
+        with open(path, "wb") as file:
+            file.write(GARBAGE)
     elif kind == "loop":
         os.symlink(os.path.basename(path), path)
     elif kind == "dangling link":

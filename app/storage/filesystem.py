@@ -36,6 +36,7 @@ import time
 import uuid
 import weakref
 
+from app.documents import DocumentError, parse_document
 from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
 from app.storage.background import hold, release_later
@@ -248,6 +249,19 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
                 os.close(descriptor)
         return True
 
+    def _stored_entries(self, *parts):
+        """Return the sorted entries of a stored folder; none if no folder is there.
+
+        A file, a FIFO or a link loop where the folder should be, or a link
+        leading out of the root, holds no entries.
+        """
+        try:
+            return sorted(os.listdir(self._found_path(*parts)))
+        except OSError as error:
+            if error.errno in MISSING_ERRORS:
+                return []
+            raise
+
     # Atomic writes.
 
     def _temporary_file(self):
@@ -346,8 +360,8 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     def list_blobs(self):
         digests = []
         for algorithm in _list_folder(self._path("blobs")):
-            for prefix in _list_folder(self._path("blobs", algorithm)):
-                for entry in _list_folder(self._path("blobs", algorithm, prefix)):
+            for prefix in self._stored_entries("blobs", algorithm):
+                for entry in self._stored_entries("blobs", algorithm, prefix):
                     digests.append(_stored_digest(algorithm, entry))
         return [digest for digest in digests if digest is not None]
 
@@ -466,9 +480,9 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     def get_manifest(self, name, digest):
         try:
             record = self._read_stored(*_record_parts(name, MANIFESTS, digest))
-            media_type = record.decode()
+            media_type = _media_type(record)
             body = self.read_blob(digest)
-        except (FileNotFoundError, BlobNotFound):
+        except (FileNotFoundError, ValueError, BlobNotFound):
             raise ManifestNotFound(detail={"digest": str(digest)}) from None
         return Manifest(body, media_type, digest)
 
@@ -478,9 +492,8 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
     def _list_records(self, name, kind):
         """Return the Digests naming the records of one kind in a repository."""
         digests = []
-        folder = self._repository_path(name, kind)
-        for algorithm in _list_folder(folder):
-            for entry in _list_folder(os.path.join(folder, algorithm)):
+        for algorithm in self._stored_entries("repos", name, kind):
+            for entry in self._stored_entries("repos", name, kind, algorithm):
                 digests.append(_stored_digest(algorithm, entry))
         return [digest for digest in digests if digest is not None]
 
@@ -509,27 +522,32 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         try:
             link = self._read_stored("repos", name, TAGS, tag)
             return parse_digest(link.decode().strip())
-        except (FileNotFoundError, UnicodeDecodeError):
+        except (FileNotFoundError, UnicodeDecodeError, DigestInvalid):
             raise ManifestNotFound(detail={"tag": tag}) from None
 
     def tag_pushed_at(self, name, tag):
-        try:
-            return os.stat(self._repository_path(name, TAGS, tag)).st_mtime
-        except FileNotFoundError:
-            raise ManifestNotFound(detail={"tag": tag}) from None
+        status = self._stored_status("repos", name, TAGS, tag)
+        if status is None:
+            raise ManifestNotFound(detail={"tag": tag})
+        return status.st_mtime
 
     def list_tags(self, name):
         if not self.repository_exists(name):
             raise RepositoryNotFound(detail={"name": name})
-        folder = self._repository_path(name, TAGS)
         try:
-            changed = os.stat(folder).st_mtime_ns
-        except FileNotFoundError:
-            return []
+            folder = self._found_path("repos", name, TAGS)
+            status = os.stat(folder)
+        except OSError as error:
+            if error.errno in MISSING_ERRORS:
+                return []
+            raise
+        if not stat.S_ISDIR(status.st_mode):
+            return []  # no folder of tags, but a file or a FIFO in its place
+        changed = status.st_mtime_ns
         cached = self._tag_lists.get(folder)
         if cached is not None and cached[0] == changed:
             return list(cached[1])
-        tags = sorted(os.listdir(folder))
+        tags = _list_folder(folder)
         # A folder changed in the last moments may change again within the
         # same mtime tick; only a listing taken well after its mtime is kept.
         if time.time_ns() - changed > SETTLED_NANOSECONDS:
@@ -540,7 +558,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def find_tags(self, name, digest):
         tags = []
-        for tag in _list_folder(self._repository_path(name, TAGS)):
+        for tag in self._stored_entries("repos", name, TAGS):
             try:
                 if self.resolve_tag(name, tag) == digest:
                     tags.append(tag)
@@ -578,13 +596,16 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def list_referrers(self, name, subject):
         descriptors = []
-        folder = self._referrers_path(name, subject)
-        for entry in _list_folder(folder):
+        folder = ("repos", name, REFERRERS, subject.algorithm, subject.hex)
+        for entry in self._stored_entries(*folder):
             try:
-                with open(os.path.join(folder, entry), "rb") as record:
-                    descriptors.append(json.load(record))
+                descriptor = parse_document(self._read_stored(*folder, entry))
             except FileNotFoundError:
                 continue  # removed by another request since the listing
+            except DocumentError:
+                continue  # not a record this wrote: left out, as if missing
+            if isinstance(descriptor, dict):
+                descriptors.append(descriptor)
         return descriptors
 
     def remove_referrer(self, name, subject, digest):
@@ -601,6 +622,19 @@ def _record_parts(name, kind, digest):
     return ("repos", name, kind, digest.algorithm, digest.hex)
 
 
+def _media_type(record):
+    """Return the media type a manifest record holds; ValueError unless it is one.
+
+    The registry writes the type alone. Blanks around it are dropped, as
+    around a tag's digest; a record holding anything else (a line break
+    within, bytes that are no text) could not be sent as a header.
+    """
+    media_type = record.decode("ascii").strip()
+    if not media_type or not media_type.isprintable():
+        raise ValueError(f"not a media type: {media_type!r}")
+    return media_type
+
+
 # Stored files are opened without waiting for a writer (a FIFO would wait).
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 # What opening a path that is not a readable file raises, besides ENOENT:
@@ -608,6 +642,8 @@ READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
 NOT_A_FILE_ERRORS = frozenset(
     {errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENXIO, errno.EXDEV}
 )
+# What listing a folder that is not there, or is no folder, raises.
+MISSING_ERRORS = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR})
 
 
 class _Beneath:

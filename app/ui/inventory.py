@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from app.documents import DocumentError, parse_document
 from app.errors import DigestInvalid
 from app.reference import parse_digest
-from app.storage.errors import BlobNotFound, ManifestNotFound
-from app.ui.image_config import summarize_image_config, text_or_none
+from app.storage.errors import BlobNotFound, ManifestNotFound, StorageError
+from app.ui.image_config import string_map_of, summarize_image_config, text_or_none
 from app.v2.manifests import INDEX_TYPES
 
 # Units of human_size, each 1024 times the one before.
@@ -139,6 +139,21 @@ def last_pushed(storage, name, tags):
     return max(times, default=None)
 
 
+def summarize_repositories(storage, names):
+    """Return the summaries of the repositories named that can be read.
+
+    A repository gone since the listing, or whose folder is no folder, is
+    left out rather than failing the whole list.
+    """
+    summaries = []
+    for name in names:
+        try:
+            summaries.append(summarize_repository(storage, name))
+        except StorageError:
+            continue
+    return summaries
+
+
 def summarize_repository(storage, name):
     """Return a repository's tag count, total size and last push time."""
     tags = storage.list_tags(name)
@@ -155,7 +170,10 @@ def read_config(storage, name, document):
     config = config_descriptor(document)
     if not config or not storage.repository_has_blob(name, config[0]["digest"]):
         return {}
-    return load_json(storage.read_blob(config[0]["digest"]))
+    try:
+        return load_json(storage.read_blob(config[0]["digest"]))
+    except BlobNotFound:
+        return {}  # collected, or made unreadable, since the look
 
 
 def platform_name(platform):
@@ -189,13 +207,17 @@ def describe_tag(storage, name, tag):
 
 
 def describe_tags(storage, name):
-    """Return the details of every tag of a repository, skipping vanished ones."""
+    """Return the details of every tag of a repository that can be read.
+
+    A tag moved or deleted since the listing, or one that is not a file
+    naming a manifest the repository holds, is left out.
+    """
     details = []
     for tag in storage.list_tags(name):
         try:
             details.append(describe_tag(storage, name, tag))
-        except ManifestNotFound:
-            continue  # moved or deleted by another request since the listing
+        except StorageError:
+            continue
     return details
 
 
@@ -243,16 +265,21 @@ def describe_children(document):
 
 
 def group_referrers(storage, name, digest):
-    """Return the referrers of a manifest grouped by artifact type."""
+    """Return the referrers of a manifest grouped by artifact type.
+
+    A record that names no valid digest (not one the registry wrote) is left out.
+    """
     groups = {}
-    for descriptor in storage.list_referrers(name, digest):
-        kind = descriptor.get("artifactType") or descriptor.get("mediaType")
+    for descriptor in parse_descriptors(storage.list_referrers(name, digest)):
+        kind = text_or_none(descriptor.get("artifactType")) or text_or_none(
+            descriptor.get("mediaType")
+        )
         groups.setdefault(kind or "unknown", []).append(
             {
-                "digest": descriptor.get("digest"),
-                "short_digest": short_digest(descriptor.get("digest", "")),
+                "digest": str(descriptor["digest"]),
+                "short_digest": short_digest(descriptor["digest"]),
                 "size": declared_size(descriptor),
-                "annotations": descriptor.get("annotations") or {},
+                "annotations": string_map_of(descriptor.get("annotations")),
             }
         )
     return [{"artifact_type": kind, "referrers": groups[kind]} for kind in groups]

@@ -14,6 +14,9 @@ def measure_usage(storage, names):
     repository stands on (blobs of deleted manifests, abandoned pushes).
     """
     whole_store = set(names) >= set(storage.list_repositories())
+    # A repository gone since the listing, or whose folder is no folder, is
+    # left out, as the repositories page leaves it out.
+    names = [name for name in names if storage.repository_exists(name)]
     held = {name: repository_blobs(storage, name) for name in names}
     holders = count_holders(held.values())
     stored = set(storage.list_blobs()) if whole_store else set(holders)

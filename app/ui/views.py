@@ -53,7 +53,7 @@ def list_repositories():
         for name in storage.list_repositories()
         if query.lower() in name and access.may(account, name, "pull")
     ]
-    repositories = [inventory.summarize_repository(storage, name) for name in names]
+    repositories = inventory.summarize_repositories(storage, names)
 
     return respond("ui/repositories.html", query=query, repositories=repositories)
 
