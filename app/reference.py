@@ -59,9 +59,14 @@ def compute_digest(data, algorithm="sha256"):
     return Digest(algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
+def is_name(name):
+    """Tell whether ``name`` is a valid repository name."""
+    return len(name) <= NAME_MAX_LENGTH and NAME_PATTERN.fullmatch(name) is not None
+
+
 def validate_name(name):
     """Return ``name`` if it is a valid repository name, else raise NameInvalid."""
-    if len(name) > NAME_MAX_LENGTH or not NAME_PATTERN.fullmatch(name):
+    if not is_name(name):
         raise NameInvalid(detail={"name": name})
     return name
 

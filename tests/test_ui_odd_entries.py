@@ -132,3 +132,14 @@ def test_the_odd_item_alone_is_left_out(client, put, where, kind):
         [group] = page["referrers"]
         assert len(group["referrers"]) == (1 if where == "referrer record" else 2)
         assert "outside" not in str(page)
+
+
+@pytest.mark.parametrize("entry", ["..+..+etc", "a+..+..+etc", "Bad Name", ".hidden"])
+def test_a_catalog_entry_that_names_no_repository_is_left_out(client, storage, entry):
+    seed_image(storage, "a", "latest")
+    open(os.path.join(storage.root, "catalog", entry), "wb").close()
+    for page in ("/ui/", "/ui/storage"):
+        assert [row["name"] for row in json_page(client, page)["repositories"]] == ["a"]
+        response = client.get(page, headers=BROWSER)
+        assert (response.status_code, response.mimetype) == (200, "text/html")
+    assert json_page(client, "/ui/storage")["whole_store"] is True

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from app.documents import DocumentError, parse_document
 from app.errors import DigestInvalid
-from app.reference import parse_digest
+from app.reference import is_name, parse_digest
 from app.storage.errors import BlobNotFound, ManifestNotFound, StorageError
 from app.ui.image_config import string_map_of, summarize_image_config, text_or_none
 from app.v2.manifests import INDEX_TYPES
@@ -137,6 +137,15 @@ def last_pushed(storage, name, tags):
         except ManifestNotFound:
             continue
     return max(times, default=None)
+
+
+def can_be_read(storage, name):
+    """Tell whether a catalog entry names a repository that can be read now.
+
+    An entry put into the catalog by hand may name no repository at all, and
+    a repository's folder may be gone or be no folder.
+    """
+    return is_name(name) and storage.repository_exists(name)
 
 
 def summarize_repositories(storage, names):

@@ -1,6 +1,6 @@
 """How the store's bytes divide among repositories, and what gc would free."""
 
-from app.ui.inventory import repository_blobs, total_size
+from app.ui.inventory import can_be_read, repository_blobs, total_size
 
 
 def measure_usage(storage, names):
@@ -14,9 +14,8 @@ def measure_usage(storage, names):
     repository stands on (blobs of deleted manifests, abandoned pushes).
     """
     whole_store = set(names) >= set(storage.list_repositories())
-    # A repository gone since the listing, or whose folder is no folder, is
-    # left out, as the repositories page leaves it out.
-    names = [name for name in names if storage.repository_exists(name)]
+    # What cannot be read is left out, as the repositories page leaves it out.
+    names = [name for name in names if can_be_read(storage, name)]
     held = {name: repository_blobs(storage, name) for name in names}
     holders = count_holders(held.values())
     stored = set(storage.list_blobs()) if whole_store else set(holders)
