@@ -9,10 +9,11 @@ read instead from the socket gunicorn exposes in the WSGI environ, with
   takes what gunicorn's parser already read past the headers, and tells
   gunicorn's reader how much of the body is left after each read.
 - ``ChunkedSocketBody`` reads a ``Transfer-Encoding: chunked`` body, as docker
-  streams a layer. It decodes the chunk framing itself, as strictly as
-  gunicorn's ``ChunkedReader`` and with its errors, and takes that reader's
-  place: should gunicorn drain the rest of the body after the response, it
-  reads through this one.
+  streams a layer. It receives across chunk boundaries and takes the framing
+  out in place (one move of the data within the caller's buffer), decoding it
+  as strictly as gunicorn's ``ChunkedReader`` and with its errors, and takes
+  that reader's place: should gunicorn drain the rest of the body after the
+  response, it reads through this one.
 
 Either way the connection stays correct for the next request on it, and a body
 that cannot be read whole is SIZE_INVALID and closes the connection, as when
@@ -40,11 +41,13 @@ from app.v2.bodies import BODY_READ_ERRORS, body_error, request_body
 
 HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 # Chunk-size lines, the CRLF after each chunk's data and the start of the
-# trailer section are received into a staging buffer at least this large (and
+# trailer section are decoded in a staging buffer at least this large (and
 # large enough for the longest chunk-size line gunicorn allows). Whatever data
-# arrives with them is copied out of it; the rest of a chunk's data is received
-# straight into the caller's buffer.
+# is staged with them is copied out of it; the rest of the data stays in the
+# caller's buffer, where it was received.
 STAGING_SIZE = 8 * 1024
+# Bytes of framing staged at a time from what was received with chunk data.
+FRAMING_STEP = 64
 # What gunicorn gets at most from one step when it drains the body itself.
 DRAIN_STEP = 64 * 1024
 
@@ -184,9 +187,11 @@ class SocketBody:
 class ChunkedSocketBody:
     """A ``Transfer-Encoding: chunked`` body decoded from ``connection``.
 
-    Chunk data goes straight from the socket into the caller's buffer, never
-    past the end of the chunk; the framing around it is received into a small
-    staging buffer. The chunk-size lines are held to gunicorn's rules: hex
+    The socket is read straight into the caller's buffer, as much as it takes
+    at a time, chunk boundaries or not; the framing found between the chunks'
+    data is staged a few bytes at a time into a small buffer and decoded
+    there, and each chunk's data is moved down in place to follow the one
+    before. The chunk-size lines are held to gunicorn's rules: hex
     digits, then optional extensions that match its grammar, ended by CRLF and
     no longer than its limit; each chunk's data must be followed by CRLF. The
     trailer section after the last chunk is left to gunicorn's own reader, which
@@ -213,6 +218,10 @@ class ChunkedSocketBody:
         self.start, self.end = 0, len(ahead)  # the staged bytes not yet taken
         self.chunk_left = 0  # data still to come in the current chunk
         self.first = True  # no chunk yet, so no CRLF to expect
+        # Bytes received into the caller's view past the data it was filled
+        # with, still to decode, and where in that view they start.
+        self.pending = memoryview(b"")
+        self.offset = 0
         self.done = False
         reader.parser = self
 
@@ -250,7 +259,12 @@ class ChunkedSocketBody:
         return bytes(block[:size])
 
     def fill(self, view):
-        """Fill ``view`` with chunk data; raise gunicorn's errors or the socket's."""
+        """Fill ``view`` with chunk data; raise gunicorn's errors or the socket's.
+
+        The socket is asked for as much as the view still takes, across chunk
+        boundaries; the framing that came with the data is then taken out in
+        place, each chunk's data moved down once to follow the one before.
+        """
         filled, size = 0, len(view)
         while filled < size:
             if not self.chunk_left and (self.done or not self.next_chunk()):
@@ -258,17 +272,26 @@ class ChunkedSocketBody:
             wanted = min(size - filled, self.chunk_left)
             staged = self.end - self.start
             if staged:
-                received = min(wanted, staged)
-                view[filled : filled + received] = self.staged[
-                    self.start : self.start + received
+                taken = min(wanted, staged)
+                view[filled : filled + taken] = self.staged[
+                    self.start : self.start + taken
                 ]
-                self.start += received
+                self.start += taken
+            elif self.pending:
+                taken = min(wanted, len(self.pending))
+                if self.pending.obj is not view.obj or filled != self.offset:
+                    view[filled : filled + taken] = self.pending[:taken]
+                self.pending = self.pending[taken:]
+                self.offset += taken
             else:
-                received = self.connection.recv_into(view[filled:], wanted)
+                received = self.connection.recv_into(view[filled:], size - filled)
                 if not received:
                     raise NoMoreData()
-            filled += received
-            self.chunk_left -= received
+                self.pending = view[filled : filled + received]
+                self.offset = filled
+                continue
+            filled += taken
+            self.chunk_left -= taken
         return filled
 
     def next_chunk(self):
@@ -286,8 +309,9 @@ class ChunkedSocketBody:
             self.chunk_left = size
             return True
         self.done = True
-        rest = bytes(self.staged[self.start : self.end])
+        rest = bytes(self.staged[self.start : self.end]) + bytes(self.pending)
         self.start = self.end = 0
+        self.pending = memoryview(b"")
         # gunicorn reads and checks the trailers, and keeps what follows them.
         self.reader.parse_trailers(self.unreader, rest)
         return False
@@ -311,14 +335,27 @@ class ChunkedSocketBody:
         return line
 
     def receive(self):
-        """Receive more framing into the staging buffer; return how much came."""
+        """Stage more framing: from bytes already received, else from the socket.
+
+        Return how many bytes came. What was received into the caller's view
+        comes first, a few bytes at a time: framing is short, and what follows
+        it is data, better moved once inside the view than through here.
+        """
         if self.start == self.end:
             self.start = self.end = 0
         elif self.end == len(self.staging):
             staged = bytes(self.staged[self.start : self.end])
             self.staged[: len(staged)] = staged
             self.start, self.end = 0, len(staged)
-        received = self.connection.recv_into(self.staged[self.end :])
+        if self.pending:
+            received = min(
+                len(self.pending), len(self.staging) - self.end, FRAMING_STEP
+            )
+            self.staged[self.end : self.end + received] = self.pending[:received]
+            self.pending = self.pending[received:]
+            self.offset += received
+        else:
+            received = self.connection.recv_into(self.staged[self.end :])
         self.end += received
         return received
 
