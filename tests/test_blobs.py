@@ -49,6 +49,9 @@ def test_empty_blob_is_served(client, image, headers):
         ("bytes=0-0", LAYER[:1], "bytes 0-0/20"),
         ("bytes=10-", LAYER[10:], "bytes 10-19/20"),
         ("bytes=-5", LAYER[-5:], "bytes 15-19/20"),
+        ("bytes=-20", LAYER, "bytes 0-19/20"),
+        ("bytes=-21", LAYER, "bytes 0-19/20"),
+        ("bytes=-1000000", LAYER, "bytes 0-19/20"),
         ("bytes=5-9", LAYER[5:10], "bytes 5-9/20"),
         ("bytes=15-100", LAYER[15:], "bytes 15-19/20"),
     ],
@@ -67,6 +70,13 @@ def test_range_past_the_end_answers_416(client, image, headers):
     response = client.get(blob_url(sha256(LAYER)), headers=headers)
     assert response.status_code == 416
     assert response.headers["Content-Range"] == "bytes */20"
+
+
+@pytest.mark.parametrize("byte_range", ["bytes=-1", "bytes=-5", "bytes=0-0"])
+def test_no_range_of_an_empty_blob_is_satisfiable(client, image, headers, byte_range):
+    response = client.get(blob_url(EMPTY), headers={**headers, "Range": byte_range})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */0"
 
 
 @pytest.mark.parametrize("byte_range", ["bytes=abc", "lines=1-2", "bytes=0-1,4-5"])

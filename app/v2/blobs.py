@@ -90,6 +90,10 @@ def requested_range(size):
     parsed = parse_range_header(request.headers.get("Range"))
     if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         return None
+    [(start, stop)] = parsed.ranges
+    if start < 0 and stop is None and size:
+        # The last bytes; a suffix longer than the blob is the whole blob.
+        return max(size + start, 0), size
     bounds = parsed.range_for_length(size)
     if bounds is None:
         raise RangeNotSatisfiable(
