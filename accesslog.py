@@ -255,13 +255,18 @@ def is_secret_header(key):
 
 
 def redact_uri(uri):
-    """Return a request URI with its user info and secret query values redacted."""
+    """Return a URI with its user info, secret query values and fragment redacted.
+
+    A fragment is never sent by a client that follows HTTP; one that is sent
+    is kept out of the log whole.
+    """
     uri = USER_INFO.sub(rf"\1{REDACTED}@", uri)
     path, separator, query = uri.partition("?")
     query, mark, fragment = query.partition("#")
     if not separator:
         path, mark, fragment = path.partition("#")
-    return path + separator + redact_query(query) + mark + redact_query(fragment)
+    fragment = REDACTED if fragment else ""
+    return path + separator + redact_query(query) + mark + fragment
 
 
 def redact_query(query):
@@ -285,7 +290,7 @@ def redact_text(text):
     """
     words = WORD_SEPARATOR.split(text)
     for index in range(0, len(words), 2):
-        if "?" in words[index] or "@" in words[index]:
+        if any(mark in words[index] for mark in "?@#"):
             words[index] = redact_uri(words[index])
     return CREDENTIAL_TEXT.sub(rf"\1: {REDACTED}", "".join(words))
 

@@ -165,7 +165,10 @@ def test_atoms_are_made_as_gunicorn_makes_them_but_redacted(monkeypatch, log_for
         ),
         ("/token?scope=a;token=pw", "/token?scope=a;token=REDACTED"),
         ("//alice:pw@host/v2/", "//REDACTED@host/v2/"),
-        ("/v2/?x=1#password=pw", "/v2/?x=1#password=REDACTED"),
+        ("/v2/?x=1#password=pw", "/v2/?x=1#REDACTED"),
+        ("/v2/#anything", "/v2/#REDACTED"),
+        ("GET /v2/?x=1# HTTP/1.1", "GET /v2/?x=1# HTTP/1.1"),
+        ("http://u:pw@h/p?token=t#frag", "http://REDACTED@h/p?token=REDACTED#REDACTED"),
         (
             "Invalid header: Authorization: Basic cHc=",
             "Invalid header: Authorization: REDACTED",

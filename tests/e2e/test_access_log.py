@@ -32,6 +32,8 @@ RAW_REQUESTS = [
     f"GET http://alice:{SECRET}@127.0.0.1/v2/ HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
     f"GET //alice:{SECRET}@127.0.0.1/v2/ HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
     f"GET /v2/?x=1#password={SECRET} HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET /v2/#{SECRET} HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
+    f"GET /v2/ HTTP/1.1\r\nReferer: http://h/p#{SECRET}\r\n\r\n".encode(),
     f"GET /v2/ HTTP/1.1\r\nReferer: http://u:{SECRET}@h/?token={SECRET}\r\n\r\n".encode(),
     f"GET /v2/ HTTP/1.1\r\nAuthorization: Basic {SECRET}\x01\r\n\r\n".encode(),
 ]
