@@ -20,10 +20,18 @@ class DocumentError(ValueError):
     """Bytes that hold no JSON document the registry reads; the message says why."""
 
 
-def parse_document(data):
-    """Return the JSON value ``data`` (bytes or text) holds, or raise DocumentError."""
+def parse_document(data, unique_keys=False):
+    """Return the JSON value ``data`` (bytes or text) holds, or raise DocumentError.
+
+    With ``unique_keys``, an object naming one key twice is refused too: JSON
+    readers differ on which of the two they keep, so two of them could take
+    the same document for different ones.
+    """
+    hook = reject_duplicate_keys if unique_keys else None
     try:
-        document = json.loads(data, parse_constant=reject_constant)
+        document = json.loads(
+            data, parse_constant=reject_constant, object_pairs_hook=hook
+        )
     except RecursionError:
         raise DocumentError(f"nested more than {MAX_NESTING} levels deep") from None
     except DocumentError:
@@ -31,6 +39,16 @@ def parse_document(data):
     except ValueError as error:
         raise DocumentError(str(error)) from None
     check_nesting(document)
+    return document
+
+
+def reject_duplicate_keys(pairs):
+    """Return an object's pairs as a dict; DocumentError if a key comes twice."""
+    document = {}
+    for key, value in pairs:
+        if key in document:
+            raise DocumentError(f"the key {key!r} appears twice in one object")
+        document[key] = value
     return document
 
 

@@ -94,8 +94,20 @@ def manifest_with_field(raw):
         manifest_with_field(PAST_LIMIT),
         manifest_with_field(b"NaN"),
         lambda registry: b'{"schemaVersion": 2, "mediaType": "\xff"}',
+        lambda registry: (
+            json.dumps(registry.push_image_blobs()).encode()[:-1] + b', "layers": []}'
+        ),
+        manifest_with_field(b'{"a": 1, "a": 2}'),
     ],
-    ids=["deep-array", "deep-object", "deep-field", "nan", "not-utf8"],
+    ids=[
+        "deep-array",
+        "deep-object",
+        "deep-field",
+        "nan",
+        "not-utf8",
+        "layers-twice",
+        "nested-key-twice",
+    ],  # fmt: skip
 )
 def test_a_manifest_that_is_not_json_is_manifest_invalid(registry, storage, make_body):
     body = make_body(registry)

@@ -222,7 +222,7 @@ def parse_manifest(body, content_type):
 def load_document(body):
     """Return the manifest's JSON object, or raise ManifestInvalid."""
     try:
-        document = parse_document(body)
+        document = parse_document(body, unique_keys=True)
     except DocumentError as error:
         raise ManifestInvalid("manifest is not JSON", {"reason": str(error)}) from None
     if not isinstance(document, dict):
