@@ -5,12 +5,14 @@ under the test's tmp folder; their paths are printed.
 """
 
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import missing, need
+from tests.e2e.conftest import DIRECT, missing, need
 from tests.e2e.test_docker_pull import save_and_forget
+from tests.e2e.test_hostile_http import token
 from tests.e2e.test_login import PASSWORD, USER, private_registry
 
 SCREENSHOTS_VARIABLE = "REGISTRY_UI_SCREENSHOTS"
@@ -254,3 +256,41 @@ def test_refused_page_offers_sign_in_and_leads_back(browser, tmp_path, screensho
         assert browser.current_url == server.url + "/ui/repositories/team/app"
         assert "404 Not Found" in page and f"Sign out {USER}" in page
         assert not browser.find_elements(By.CLASS_NAME, "sign-in-link")
+
+
+def test_a_tag_of_the_longest_length_leaves_the_table_readable(
+    browser, seeded, screenshots
+):
+    from selenium.webdriver.common.by import By
+
+    long_tag = "t" * 128
+    copy_tag(seeded, "ui-demo", "latest", long_tag)
+    browser.set_window_size(1200, 900)
+    browser.get(seeded.url + "/ui/repositories/ui-demo")
+    screenshots(browser, "repository-long-tag")
+
+    for row in browser.find_elements(By.CSS_SELECTOR, "table.list tr.tag"):
+        for label in ("Digest", "Type", "Size", "Created"):
+            cell = row.find_element(By.CSS_SELECTOR, f'td[data-label="{label}"]')
+            assert cell.is_displayed() and cell.size["width"] >= 40, label
+    assert overflow_of(browser) == 0
+
+
+def copy_tag(server, name, tag, new_tag):
+    """Tag the manifest ``name:tag`` also as ``new_tag``, over the API."""
+    authorization = f"Bearer {token(server, f'repository:{name}:pull,push')}"
+    accept = "application/vnd.docker.distribution.manifest.v2+json"
+    request = urllib.request.Request(
+        f"{server.url}/v2/{name}/manifests/{tag}",
+        headers={"Authorization": authorization, "Accept": accept},
+    )
+    with DIRECT.open(request, timeout=30) as response:
+        body, media_type = response.read(), response.headers["Content-Type"]
+    request = urllib.request.Request(
+        f"{server.url}/v2/{name}/manifests/{new_tag}",
+        data=body,
+        method="PUT",
+        headers={"Authorization": authorization, "Content-Type": media_type},
+    )
+    with DIRECT.open(request, timeout=30) as response:
+        assert response.status == 201
