@@ -755,3 +755,10 @@ def test_an_import_moves_a_tag_that_exists_already(storage, docker_archive, oci_
 
     assert first.digest != second.digest
     assert stored_manifest(storage, "moved", "latest").digest == second.digest
+
+
+@pytest.mark.parametrize("target", ["../x:1", "./x:1", "../../etc/x:1", "./../x:1"])
+def test_a_target_that_is_a_path_is_refused(storage, docker_archive, target):
+    with pytest.raises(ImageImportError, match="repository name"):
+        import_image(storage, docker_archive, target)
+    assert storage.list_repositories() == []

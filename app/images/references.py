@@ -46,6 +46,8 @@ def _split_tag(text):
 def _strip_host(name):
     """Drop a leading registry host (``docker.io/``, ``localhost:5000/``)."""
     first, slash, rest = name.partition("/")
+    if first in (".", ".."):
+        return name  # a path, not a host: the name check refuses it
     if slash and ("." in first or ":" in first or first == "localhost"):
         return rest
     return name
