@@ -17,7 +17,7 @@ from flask import request
 from gunicorn.http import errors as gunicorn_errors
 from werkzeug.exceptions import ClientDisconnected
 
-from app.errors import SizeInvalid, render_error
+from app.errors import RegistryError, SizeInvalid, render_error
 
 # What gunicorn raises from a body the client cut off or framed wrongly: the
 # chunks themselves, then the trailer section after the last chunk (too large,
@@ -93,6 +93,26 @@ class CheckedStream:
             raise body_error(error) from error
 
 
+class TransferCodingUnsupported(RegistryError):
+    code = "UNSUPPORTED"
+    message = "the only transfer coding understood is chunked"
+    status = 501
+
+
+def refuse_unknown_transfer_codings():
+    """Refuse a body sent in a transfer coding other than chunked (gzip, say).
+
+    gunicorn takes ``gzip, chunked`` and hands over the bytes still gzipped;
+    stored as they are, they would be another blob than the client meant.
+    """
+    encoding = request.headers.get("Transfer-Encoding")
+    if encoding is None:
+        return
+    codings = {coding.strip(" \t").lower() for coding in encoding.split(",")}
+    if codings != {"chunked"}:
+        raise TransferCodingUnsupported(detail={"transfer-encoding": encoding})
+
+
 def has_body():
     """True if the request declares a body: a Content-Length above 0, or chunks."""
     encoding = request.headers.get("Transfer-Encoding", "").lower()
@@ -113,6 +133,7 @@ def render_body_error(exception):
 
 
 def init_app(app):
-    """Answer bodies gunicorn found broken outside ``request_body`` as SIZE_INVALID."""
+    """Refuse unknown transfer codings; answer broken bodies as SIZE_INVALID."""
+    app.before_request(refuse_unknown_transfer_codings)
     for error_class in SERVER_BODY_ERRORS:
         app.register_error_handler(error_class, render_body_error)

@@ -7,6 +7,7 @@ socket, since a well-behaved HTTP client cannot send any of it.
 """
 
 import contextlib
+import gzip
 import hashlib
 import http.client
 import json
@@ -283,6 +284,24 @@ def test_broken_chunked_patch_is_size_invalid(strict_server, authorization, body
     )
 
     assert (answer[0], oci_code(*answer[1:])) == (400, "SIZE_INVALID")
+    assert upload_range(strict_server, location, authorization) == "0-0"
+
+
+@pytest.mark.parametrize(
+    "coding", ["gzip, chunked", "deflate,chunked", "compress, chunked"]
+)
+def test_a_body_in_another_transfer_coding_is_refused(
+    strict_server, authorization, coding
+):
+    location = start_upload(strict_server, authorization)
+    body = gzip.compress(b"layer bytes")
+    fields = ["Content-Type: application/octet-stream", f"Transfer-Encoding: {coding}"]
+    head = request_head("PATCH", location, authorization, *fields)
+    framed = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+
+    answer = exchange(strict_server, head + framed, shut=True)
+
+    assert (answer[0], oci_code(*answer[1:])) == (501, "UNSUPPORTED")
     assert upload_range(strict_server, location, authorization) == "0-0"
 
 
