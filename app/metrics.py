@@ -30,6 +30,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from app.context import get_storage
 from app.errors import RegistryError
+from app.storage.errors import StorageError
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -160,8 +161,10 @@ class StorageCollector:
         for digest in digests:
             try:
                 size += self.storage.blob_size(digest)
-            except (RegistryError, OSError):
-                continue  # removed since the listing
+            except (StorageError, RegistryError, OSError):
+                # Removed since the listing, or no blob the registry wrote (a
+                # folder, a FIFO, a link): not counted, and the scrape answers.
+                continue
             count += 1
         stored = GaugeMetricFamily(
             "registry_storage_bytes", "Bytes of blobs (manifests too) in the store."
