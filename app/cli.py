@@ -214,13 +214,25 @@ def du_command(as_json):
 def gc_command(dry_run, untagged, grace, as_json):
     """Remove unreferenced blobs, links and manifests, and expired uploads."""
     from app.gc import configured_collector
+    from app.storage.errors import StorageError
 
     options = {"dry_run": dry_run, "untagged": untagged}
     if grace is not None:
         options["grace"] = grace
     if sys.stderr.isatty():
         options["progress"] = lambda line: click.echo(line, err=True)
-    result = configured_collector(current_app.config)(get_storage(), **options)
+    try:
+        result = configured_collector(current_app.config)(get_storage(), **options)
+    except (OSError, StorageError) as error:
+        # What the sweep can work around it does; anything else (a folder it
+        # may not read, a full disk) stops it, with one line saying what.
+        reason = type(error).__name__
+        if isinstance(error, OSError):
+            reason = error.strerror or str(error)
+        where = getattr(error, "filename", None) or getattr(error, "detail", None)
+        detail = f": {where}" if where else ""
+        message = f"garbage collection stopped: {reason}{detail}"
+        raise click.ClickException(message) from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -40,6 +40,26 @@ class Freed:
         return {**entry, key_name: self.key, "size": self.size}
 
 
+@dataclass(frozen=True)
+class Left:
+    """Something a collection found in an item's place and left alone: what
+    the registry never writes there (a folder, a FIFO...)."""
+
+    place: str
+    key: str
+    found: str
+    repository: str | None = None
+
+    def to_dict(self):
+        entry = {"repository": self.repository} if self.repository else {}
+        key_name = "upload" if self.place == "upload" else "digest"
+        return {**entry, "place": self.place, key_name: self.key, "found": self.found}
+
+    def describe(self):
+        where = f"{self.repository} " if self.repository else ""
+        return f"{self.place} {where}{self.key} ({self.found})"
+
+
 @dataclass
 class CollectionResult:
     """What a collection removed (or, in a dry run, would remove)."""
@@ -51,6 +71,8 @@ class CollectionResult:
     uploads: list = field(default_factory=list)
     # Repository folders left empty (by deletes or by this sweep) and removed.
     folders: int = 0
+    # Odd entries found where items are kept, and left alone.
+    left: list = field(default_factory=list)
 
     # Each kind, with what its items' keys are called in reports and logs.
     KINDS = {
@@ -93,13 +115,21 @@ class CollectionResult:
             lines.append(f"{label}: {verb} {len(items)} ({size})")
         total = "would free" if self.dry_run else "freed"
         lines.append(f"{total} {human_size(self.freed_bytes)} in total")
+        if self.left:
+            lines.append(f"left in place: {len(self.left)} not written by the registry")
+            lines.extend(f"  {item.describe()}" for item in self.left)
         return lines
+
+    def leave(self, place, item, repository=None):
+        """Note an odd item found in ``place`` and left alone."""
+        self.left.append(Left(place, str(item.key), item.odd, repository))
 
     def to_dict(self):
         """Return the result as plain JSON-ready data."""
         result = {"dry_run": self.dry_run, "freed_bytes": self.freed_bytes}
         for kind, key_name in self.KINDS.items():
             result[kind] = [item.to_dict(key_name) for item in getattr(self, kind)]
+        result["left_in_place"] = [item.to_dict() for item in self.left]
         return result
 
 
@@ -134,6 +164,9 @@ def collect_garbage(
     for name in storage.list_stored_repositories():
         report(f"marking {name}")
         marks[name] = mark_repository(storage, name, cutoff, untagged)
+        for item in marks[name].records.values():
+            if item.odd:
+                result.leave("manifest record", item, name)
     if untagged:
         report("sweeping manifests")
         sweep_manifests(storage, marks, cutoff, result)
@@ -252,9 +285,9 @@ def sweep_manifests(storage, marks, cutoff, result):
     for name, repository in marks.items():
         unkept = set(repository.records) - repository.manifests
         for digest in keepers_first(storage, name, unkept):
-            if digest in repository.manifests:
-                continue
             item = repository.records[digest]
+            if digest in repository.manifests or item.odd:
+                continue
             sweep = partial(remove_manifest, storage, name, digest)
             if removed(item, cutoff, result, sweep):
                 size = manifest_size(storage, digest)
@@ -334,6 +367,11 @@ def sweep_blob_links(storage, marks, cutoff, result):
     linked = set()
     for name, repository in marks.items():
         for item in storage.scan_blob_links(name):
+            if item.odd:
+                # Kept, with its blob: what is there is for a person to look at.
+                result.leave("blob link", item, name)
+                linked.add(item.key)
+                continue
             sweep = partial(storage.sweep_blob_link, name, item.key)
             if item.key in repository.blobs or not removed(item, cutoff, result, sweep):
                 linked.add(item.key)
@@ -345,6 +383,9 @@ def sweep_blob_links(storage, marks, cutoff, result):
 def sweep_blobs(storage, kept, cutoff, result):
     """Remove blobs that no kept manifest or remaining link references."""
     for item in storage.scan_blobs():
+        if item.odd:
+            result.leave("blob", item)
+            continue
         if item.key in kept:
             continue
         if removed(item, cutoff, result, partial(storage.sweep_blob, item.key)):
@@ -360,7 +401,12 @@ def removed(item, cutoff, result, sweep):
 
 def expire_uploads(storage, expiry, result):
     """Remove uploads idle for ``expiry`` seconds, recording their sizes."""
-    uploads = {item.key: item for item in storage.scan_uploads()}
+    uploads = {}
+    for item in storage.scan_uploads():
+        if item.odd:
+            result.leave("upload", item)
+        else:
+            uploads[item.key] = item
     if result.dry_run:
         cutoff = time.time() - expiry
         expired = [key for key, item in uploads.items() if item.modified < cutoff]

@@ -24,11 +24,15 @@ class StoredItem:
 
     ``key`` is a Digest (blobs, links, manifests) or an upload id; ``modified``
     is when it was last written or touched, in seconds since the epoch.
+    ``odd`` names what stands in the item's place when it is nothing the
+    registry writes there (``"folder"``, ``"fifo"``...): such an item is
+    never removed, only reported.
     """
 
     key: object
     size: int
     modified: float
+    odd: str | None = None
 
 
 class Storage:

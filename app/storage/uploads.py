@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from app.reference import Digest
 from app.storage.background import hold, release_later
 from app.storage.base import StoredItem
+from app.storage.collection import odd_kind
 from app.storage.copying import Hashing, copy_hashed, copy_hashing
 from app.storage.errors import DigestMismatch, UploadNotFound, UploadRangeMismatch
 
@@ -123,9 +125,15 @@ class FilesystemUploads:
 
     def expire_uploads(self, max_age):
         cutoff = time.time() - max_age
-        expired = [item.key for item in self.scan_uploads() if item.modified < cutoff]
+        expired = [
+            item.key
+            for item in self.scan_uploads()
+            if item.odd is None and item.modified < cutoff
+        ]
+        uploads = self._path("uploads")
         for upload_id in expired:
-            shutil.rmtree(self._path("uploads", upload_id), ignore_errors=True)
+            # Joined, not resolved: only the upload's own folder goes.
+            shutil.rmtree(os.path.join(uploads, upload_id), ignore_errors=True)
         with os.scandir(self._path("tmp")) as entries:
             for entry in entries:
                 try:
@@ -140,9 +148,17 @@ class FilesystemUploads:
         return expired
 
     def scan_uploads(self):
+        """Yield a StoredItem per upload; anything in ``uploads/`` that is not
+        an upload's folder (a file, a FIFO, a link, a folder not named as an
+        upload) is yielded as odd, with its own modification time."""
         with os.scandir(self._path("uploads")) as entries:
             for entry in entries:
                 try:
+                    odd = _odd_upload(entry)
+                    if odd:
+                        modified = entry.stat(follow_symlinks=False).st_mtime
+                        yield StoredItem(entry.name, 0, modified, odd)
+                        continue
                     modified = _last_activity(entry.path)
                 except FileNotFoundError:
                     continue  # committed or cancelled since the listing
@@ -209,11 +225,27 @@ def _append(data_path, stream, size, hashing):
 
 
 def _file_size(path):
-    """Return a file's size; 0 if it is gone (or was never written)."""
+    """Return a file's size; 0 if it is gone, was never written or is no file."""
     try:
-        return os.stat(path).st_size
-    except FileNotFoundError:
+        status = os.lstat(path)
+    except OSError:
         return 0
+    return status.st_size if stat.S_ISREG(status.st_mode) else 0
+
+
+def _odd_upload(entry):
+    """Name what an entry of ``uploads/`` is unless it is an upload's folder."""
+    status = entry.stat(follow_symlinks=False)
+    if stat.S_ISLNK(status.st_mode):
+        return "link"
+    if not stat.S_ISDIR(status.st_mode):
+        return odd_kind(status) or "file"
+    try:
+        if str(uuid.UUID(entry.name)) == entry.name:
+            return None
+    except ValueError:
+        pass
+    return "folder"
 
 
 def _last_activity(folder):
