@@ -85,6 +85,15 @@ def storage(app):
     return app.extensions["registry_storage"]
 
 
+@pytest.fixture(params=["openat2", "walk"])
+def link_check(request, storage):
+    """Run a test with the kernel refusing links out of the root (openat2,
+    where the kernel has it) and with the registry walking paths for links."""
+    if request.param == "walk":
+        storage._beneath.descriptor = None
+    return request.param
+
+
 def get_token(client, *scopes):
     """Return a token for ``scopes`` from the registry's own /token endpoint."""
     response = client.get("/token", query_string={"scope": list(scopes)})

@@ -18,13 +18,7 @@ from tests.conftest import bearer, get_token, seed_image
 SECRET = b"outside the storage root"
 
 
-@pytest.fixture(autouse=True, params=["openat2", "walk"])
-def link_check(request, storage):
-    """Run each test with the kernel refusing links out of the root (openat2,
-    where the kernel has it) and with the registry walking paths for links."""
-    if request.param == "walk":
-        storage._beneath.descriptor = None
-    return request.param
+pytestmark = pytest.mark.usefixtures("link_check")
 
 
 @pytest.fixture
