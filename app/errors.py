@@ -132,6 +132,18 @@ class Unsupported(RegistryError):
     status = 405
 
 
+class EntryConflict(RegistryError):
+    """What the store holds in a place stops a write there; nothing was changed.
+
+    OCI has no code for a conflict in the store itself: UNSUPPORTED says the
+    operation cannot be done as asked, and 409 that the request is not at fault.
+    """
+
+    code = "UNSUPPORTED"
+    message = "an entry the registry did not write is in the way; it was left as it is"
+    status = 409
+
+
 class TooManyRequests(RegistryError):
     code = "TOOMANYREQUESTS"
     message = "too many requests"
@@ -157,6 +169,7 @@ STORAGE_ERRORS = {
     storage_errors.DigestMismatch: DigestInvalid,
     storage_errors.SizeMismatch: SizeInvalid,
     storage_errors.OutsideRoot: NameInvalid,
+    storage_errors.EntryInTheWay: EntryConflict,
 }
 
 

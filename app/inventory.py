@@ -265,7 +265,10 @@ def remove_repository(storage, name):
         except StorageError:
             continue  # removed by another request since the listing
     for tag in storage.list_tags(name):  # tags naming no manifest it holds
-        storage.delete_tag(name, tag)
+        try:
+            storage.delete_tag(name, tag)
+        except StorageError:
+            continue  # removed since the listing, or no tag the registry wrote
         record_event("tag deleted", repository=name, reference=tag)
     return len(digests), len(tags)
 

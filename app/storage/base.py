@@ -117,6 +117,12 @@ class Storage:
         """
         raise NotImplementedError
 
+    def check_blob_writable(self, name, digest):
+        """Raise EntryInTheWay if the blob or its link in repository ``name``
+        could not be written, so that a request is refused before it changes
+        anything. A driver with nothing that could stand in the way has
+        nothing to check."""
+
     def touch_blob(self, name, digest):
         """Refresh a linked blob as ``link_blob`` does; tell whether it is served.
 
@@ -193,6 +199,10 @@ class Storage:
     def tag_manifest(self, name, tag, digest):
         """Point ``tag`` at a manifest the repository holds."""
         raise NotImplementedError
+
+    def check_manifest_writable(self, name, digest, tag=None):
+        """Raise EntryInTheWay if the manifest, its record in repository
+        ``name`` or ``tag`` could not be written (see ``check_blob_writable``)."""
 
     def resolve_tag(self, name, tag):
         """Return the Digest that ``tag`` points to; ManifestNotFound if none."""

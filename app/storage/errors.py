@@ -37,5 +37,13 @@ class SizeMismatch(StorageError):
     """Content was shorter or longer than declared."""
 
 
+class EntryInTheWay(StorageError):
+    """A write found something it cannot replace in the place of its file.
+
+    The registry writes files only; a folder standing where one of them goes
+    was put there by someone else, and is left as it is.
+    """
+
+
 class OutsideRoot(StorageError):
     """A path would have resolved outside the storage root."""

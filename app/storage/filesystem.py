@@ -46,6 +46,7 @@ from app.storage.copying import copy_hashed
 from app.storage.errors import (
     BlobNotFound,
     DigestMismatch,
+    EntryInTheWay,
     ManifestNotFound,
     OutsideRoot,
     RepositoryNotFound,
@@ -137,19 +138,26 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
                 return False
             start = end + 1
 
-    def _blob_path(self, digest):
-        """Return the path of a blob's own file, for writing or removing it.
+    def _own_path(self, *parts):
+        """Return the path of a file's own place, for writing or removing it.
 
-        Only the folders on the way are resolved: a link standing in the
-        blob's place is replaced by a write and removed by a removal, never
-        followed to the file it names.
+        Only the folders on the way are resolved (OutsideRoot if they lead
+        out of the root): a link standing in the file's place is replaced by
+        a write and removed by a removal, never followed to what it names.
         """
-        hex_digits = digest.hex
-        folder = self._path("blobs", digest.algorithm, hex_digits[:2])
-        return os.path.join(folder, hex_digits)
+        folder, entry = os.path.split(self._joined(parts))
+        resolved = self._resolved(folder)
+        if resolved is None:
+            raise OutsideRoot(detail={"path": os.path.join(*parts)})
+        return os.path.join(resolved, entry)
+
+    def _blob_path(self, digest):
+        """Return the path of a blob's own file (see ``_own_path``)."""
+        return self._own_path(*self._blob_parts(digest))
 
     def _repository_path(self, name, *parts):
-        return self._path("repos", name, *parts)
+        """Return the own place of a file of a repository (see ``_own_path``)."""
+        return self._own_path("repos", name, *parts)
 
     def _blob_parts(self, digest):
         hex_digits = digest.hex
@@ -270,12 +278,46 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             dir=os.path.join(self.root, "tmp"), delete=False
         )
 
+    @contextlib.contextmanager
+    def _staged_file(self):
+        """Yield an open temporary file (see ``_temporary_file``) to fill and
+        install; if the block fails, the file is removed, so that a refused
+        request leaves nothing in ``tmp/``."""
+        temporary = self._temporary_file()
+        try:
+            with temporary:
+                yield temporary
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary.name)
+            raise
+
+    def _check_place(self, path):
+        """Raise EntryInTheWay if a folder stands where a file is to be written.
+
+        Anything else there, a file, a FIFO or a link of any kind, a rename
+        replaces, as it replaces a file the registry wrote. Returns the status
+        of what is there (not following a link), None if nothing is.
+        """
+        try:
+            status = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if stat.S_ISDIR(status.st_mode):
+            self._refuse_place(path)
+        return status
+
+    def _refuse_place(self, path):
+        entry = os.path.relpath(path, self.root).replace(os.sep, "/")
+        raise EntryInTheWay(detail={"entry": entry})
+
     def _install(self, temporary_path, path):
         """Rename a finished temporary file into place, creating its folder.
 
         The file's bytes reach the disk before its new name does, and the name
         before this returns, so a crash leaves the old file or the whole new one.
         """
+        self._check_place(path)
         _sync(temporary_path)
         folder = os.path.dirname(path)
         created = _missing_folders(folder)
@@ -295,15 +337,20 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
                     if attempt == FOLDER_ATTEMPTS - 1:
                         raise
                     created += _missing_folders(folder)
+                except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                    # Not a folder on the way, or a folder put in the file's
+                    # place since the look above.
+                    self._refuse_place(path)
             for changed in [folder, *(os.path.dirname(new) for new in created)]:
                 _sync(changed)
         finally:
             release_later(replaced)
 
     def _write_file(self, path, data):
-        with self._temporary_file() as temporary:
+        with self._staged_file() as temporary:
             temporary.write(data)
-        self._install(temporary.name, path)
+            temporary.close()
+            self._install(temporary.name, path)
 
     # Blobs. The registry writes a blob only as a regular file in its own
     # place (see ``_blob_path``); a link there, even to another blob, would
@@ -334,26 +381,24 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             raise BlobNotFound(detail={"digest": str(digest)}) from None
 
     def write_blob(self, stream, digest=None, size=None, progress=None):
+        if digest is not None:
+            self._check_place(self._blob_path(digest))  # before the bytes come
         algorithm = digest.algorithm if digest else "sha256"
         hasher = Digest(algorithm, "").hasher()
-        with self._temporary_file() as temporary:
-            try:
-                written = copy_hashed(stream, temporary, hasher, progress)
-                actual = Digest(algorithm, hasher.hexdigest())
-                _check_content(actual, written, digest, size)
-            except BaseException:
-                os.unlink(temporary.name)
-                raise
-        self._install(temporary.name, self._blob_path(actual))
+        with self._staged_file() as temporary:
+            written = copy_hashed(stream, temporary, hasher, progress)
+            actual = Digest(algorithm, hasher.hexdigest())
+            _check_content(actual, written, digest, size)
+            temporary.close()
+            self._install(temporary.name, self._blob_path(actual))
         return actual
 
     def delete_blob(self, digest):
         path = self._blob_path(digest)
         held = hold(path)  # its blocks are freed after the answer
         try:
-            os.unlink(path)
-        except FileNotFoundError:
-            raise BlobNotFound(detail={"digest": str(digest)}) from None
+            if not _remove_file(path):
+                raise BlobNotFound(detail={"digest": str(digest)})
         finally:
             release_later(held)
 
@@ -367,7 +412,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def check_access(self):
         os.listdir(self._path("blobs"))
-        with self._temporary_file() as probe:
+        with self._staged_file() as probe:
             probe.write(b"ready")
         os.unlink(probe.name)
 
@@ -385,9 +430,9 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def _holds_manifest_or_tag(self, name):
         """Tell whether a repository has a manifest record or a tag left."""
-        if _has_entry(self._repository_path(name, TAGS)):
+        if _has_entry(self._path("repos", name, TAGS)):
             return True
-        folder = self._repository_path(name, MANIFESTS)
+        folder = self._path("repos", name, MANIFESTS)
         algorithms = _list_folder(folder)
         return any(_has_entry(os.path.join(folder, entry)) for entry in algorithms)
 
@@ -447,11 +492,20 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
             shutil.rmtree(folder, ignore_errors=True)
 
     def link_blob(self, name, digest):
+        # A file in the link's own place is touched; a link or a FIFO there is
+        # replaced by a file, and a folder refused before anything is touched.
+        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        status = self._check_place(path)
         if not self._touch_stored((self._blob_parts(digest), False)):
             raise BlobNotFound(detail={"digest": str(digest)})
-        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
-        if not _touch(path):
+        if status is None or not stat.S_ISREG(status.st_mode) or not _touch(path):
             self._write_file(path, b"")
+
+    def check_blob_writable(self, name, digest):
+        self._check_place(self._blob_path(digest))
+        self._check_place(
+            self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        )
 
     def touch_blob(self, name, digest):
         record = _record_parts(name, BLOBS, digest)
@@ -462,15 +516,19 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return record is not None and self.has_blob(digest)
 
     def unlink_blob(self, name, digest):
-        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            raise BlobNotFound(detail={"digest": str(digest)}) from None
+        # Only a link that reads as one is removed (see ``repository_has_blob``),
+        # and only the link itself.
+        record = _record_parts(name, BLOBS, digest)
+        if self._stored_status(*record) is None or not _remove_file(
+            self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        ):
+            raise BlobNotFound(detail={"digest": str(digest)})
 
     # Manifests and tags.
 
     def put_manifest(self, name, body, media_type, digest=None):
+        if digest is not None:  # refused before anything is written
+            self.check_manifest_writable(name, digest)
         digest = self.write_blob([body], digest)
         path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
         self._write_file(path, media_type.encode())
@@ -506,17 +564,25 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return self._touch_stored((record, True), (self._blob_parts(digest), False))
 
     def delete_manifest(self, name, digest):
-        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            raise ManifestNotFound(detail={"digest": str(digest)}) from None
+        # Only a record that reads as one is removed, and only the record itself.
+        record = _record_parts(name, MANIFESTS, digest)
+        if self._stored_status(*record) is None or not _remove_file(
+            self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        ):
+            raise ManifestNotFound(detail={"digest": str(digest)})
         # The catalog lists repositories holding a manifest: this may have been
         # the last one.
         self._forget_repository_unless(name, self._holds_manifest_or_tag)
 
     def tag_manifest(self, name, tag, digest):
         self._write_file(self._repository_path(name, TAGS, tag), str(digest).encode())
+
+    def check_manifest_writable(self, name, digest, tag=None):
+        self._check_place(self._blob_path(digest))
+        record = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        self._check_place(record)
+        if tag is not None:
+            self._check_place(self._repository_path(name, TAGS, tag))
 
     def resolve_tag(self, name, tag):
         try:
@@ -567,10 +633,12 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         return tags
 
     def delete_tag(self, name, tag):
-        try:
-            os.unlink(self._repository_path(name, TAGS, tag))
-        except FileNotFoundError:
-            raise ManifestNotFound(detail={"tag": tag}) from None
+        # Only a tag that reads as one is removed (see ``resolve_tag``): one
+        # that a pull finds missing is missing here too, and left as it is.
+        # A link in the tag's place is removed itself, not what it names.
+        self.resolve_tag(name, tag)
+        if not _remove_file(self._repository_path(name, TAGS, tag)):
+            raise ManifestNotFound(detail={"tag": tag})
 
     def untag_manifest(self, name, digest):
         removed = []
@@ -610,11 +678,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
 
     def remove_referrer(self, name, subject, digest):
         entry = f"{digest.algorithm}-{digest.hex}"
-        try:
-            os.unlink(self._referrers_path(name, subject, entry))
-        except FileNotFoundError:
-            return False
-        return True
+        return _remove_file(self._referrers_path(name, subject, entry))
 
 
 def _record_parts(name, kind, digest):
@@ -763,6 +827,17 @@ def _stored_digest(algorithm, hex_digest):
         return parse_digest(f"{algorithm}:{hex_digest}")
     except DigestInvalid:
         return None
+
+
+def _remove_file(path):
+    """Remove the entry at ``path`` unless it is a folder; tell if it went."""
+    try:
+        os.unlink(path)
+    except OSError as error:
+        if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+            return False
+        raise
+    return True
 
 
 def _touch(path):

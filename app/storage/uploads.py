@@ -74,14 +74,19 @@ class FilesystemUploads:
 
     def create_upload(self, name):
         upload_id = str(uuid.uuid4())
-        with self._temporary_file() as temporary:
-            temporary.write(json.dumps({"name": name}).encode())
         folder = self._upload_path(upload_id)
-        os.makedirs(folder)
-        # Every file exists from the start, so a refused request adds none.
-        for part in ("data", "lock"):
-            open(os.path.join(folder, part), "wb").close()
-        os.replace(temporary.name, os.path.join(folder, "info"))
+        with self._staged_file() as temporary:
+            temporary.write(json.dumps({"name": name}).encode())
+            temporary.close()
+            os.makedirs(folder)
+            try:
+                # Every file exists from the start, so a refused request adds none.
+                for part in ("data", "lock"):
+                    open(os.path.join(folder, part), "wb").close()
+                os.replace(temporary.name, os.path.join(folder, "info"))
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         return upload_id
 
     def upload_size(self, name, upload_id):

@@ -116,6 +116,8 @@ def put_manifest(name, reference):
     digest = manifest_digest(body, reference)
     content = parse_manifest(body, request.mimetype)
     storage = get_storage()
+    tag = None if isinstance(reference, Digest) else reference
+    storage.check_manifest_writable(name, digest, tag)  # before anything changes
     check_references(storage, name, content)
 
     store_manifest(storage, name, body, content, digest)

@@ -38,7 +38,10 @@ def start_upload(name):
         if mounted is not None:
             return blob_created(name, mounted)
     if digest is not None:
-        digest = get_storage().write_blob(upload_body(), parse_digest(digest))
+        digest = parse_digest(digest)
+        storage = get_storage()
+        storage.check_blob_writable(name, digest)
+        digest = storage.write_blob(upload_body(), digest)
         return commit_created(name, digest)
     upload_id = get_storage().create_upload(name)
 
@@ -79,6 +82,7 @@ def finish_upload(name, upload_id):
     start = chunk_start()
 
     storage = get_storage()
+    storage.check_blob_writable(name, digest)
     if start is not None or has_body():
         storage.append_upload(name, upload_id, upload_body(), start)
     storage.commit_upload(name, upload_id, digest)
