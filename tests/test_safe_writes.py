@@ -164,6 +164,27 @@ def test_pushing_a_tag_over_a_folder_is_a_conflict_that_changes_nothing(
     assert temporary_files(storage) == []
 
 
+@pytest.mark.parametrize("kind", ["garbage", "fifo", "loop"])
+@pytest.mark.parametrize("push", ["tag", "blob"])
+def test_a_push_into_a_folder_that_is_no_folder_changes_nothing(
+    client, storage, images, outside, push, kind
+):
+    if push == "tag":
+        folder = repository_file(storage, "a", "_tags")
+    else:
+        folder = repository_file(storage, "a", "_blobs", "sha256")
+    put_in_place(folder, kind, outside)
+    before = stored_state(storage)
+    if push == "tag":
+        response = push_tag(client, "odd", images[0]["manifest"] + b"\n")
+    else:
+        response = monolithic_push(client, NEW_LAYER)
+    assert response.status_code == 409
+    assert error_codes(response) == ["UNSUPPORTED"]
+    assert stored_state(storage) == before
+    assert temporary_files(storage) == []
+
+
 @pytest.mark.parametrize("kind", REPLACED_KINDS)
 def test_pushing_a_tag_replaces_what_else_stands_in_its_place(
     client, storage, images, outside, kind

@@ -296,13 +296,19 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         """Raise EntryInTheWay if a folder stands where a file is to be written.
 
         Anything else there, a file, a FIFO or a link of any kind, a rename
-        replaces, as it replaces a file the registry wrote. Returns the status
-        of what is there (not following a link), None if nothing is.
+        replaces, as it replaces a file the registry wrote. No folder can be
+        made where something that is no folder stands on the way, so that too
+        is refused. Returns the status of what is there (not following a
+        link), None if nothing is.
         """
         try:
             status = os.lstat(path)
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
             return None
+        except OSError as error:
+            if error.errno in (errno.ENOTDIR, errno.ELOOP):
+                self._refuse_place(path)
+            raise
         if stat.S_ISDIR(status.st_mode):
             self._refuse_place(path)
         return status
