@@ -446,3 +446,29 @@ def test_a_delete_from_the_page_is_logged_with_the_account(
 
     [record] = [r for r in caplog.records if getattr(r, "event", "") == "tag deleted"]
     assert (record.fields["reference"], record.fields["user"]) == ("v1", "alice")
+
+
+ODD_TEXT_CONFIG = {
+    "architecture": "amd64",
+    "os": "linux",
+    "created": "\ud800",
+    "config": {"Labels": {"\ud800key": "\udfffvalue"}, "Cmd": ["\udc00"]},
+}
+
+
+def test_half_a_surrogate_pair_in_a_config_shows_as_a_replacement(client, storage):
+    seed_image(storage, "odd/text", "v1", config=ODD_TEXT_CONFIG)
+
+    response = client.get("/ui/manifests/odd/text/v1")
+
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "\ufffdkey=\ufffdvalue" in response.get_data(as_text=True)
+
+
+def test_a_repository_with_half_a_surrogate_pair_in_a_config_lists(client, storage):
+    seed_image(storage, "odd/text", "v1", config=ODD_TEXT_CONFIG)
+
+    response = client.get("/ui/repositories/odd/text")
+
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "odd/text:v1" in response.get_data(as_text=True)

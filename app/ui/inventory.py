@@ -63,13 +63,33 @@ def format_time(timestamp):
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Half of a UTF-16 surrogate pair, which a str can hold and UTF-8 cannot.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def load_json(data):
-    """Return the JSON object in ``data``, or an empty dict if it holds none."""
+    """Return the JSON object in ``data``, or an empty dict if it holds none.
+
+    Its text is made fit for a page: JSON may escape half of a surrogate
+    pair on its own (``"\\ud800"``), which no UTF-8 page can hold; such a
+    half shows as U+FFFD.
+    """
     try:
         document = parse_document(data)
     except DocumentError:
         return {}
-    return document if isinstance(document, dict) else {}
+    return printable(document) if isinstance(document, dict) else {}
+
+
+def printable(value):
+    """Return ``value`` with every lone surrogate in its strings replaced."""
+    if isinstance(value, str):
+        return value if value.isascii() else LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {printable(key): printable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [printable(item) for item in value]
+    return value
 
 
 def descriptors(document, field):
