@@ -12,6 +12,8 @@ load prometheus_client too early and leave every worker counting alone.
 """
 
 import atexit
+import base64
+import binascii
 import functools
 import logging
 import os
@@ -127,7 +129,7 @@ class RedactingLogger(Logger):
         if key == "l":
             return "-"
         if key == "u":
-            return self._get_user(environ) or "-"
+            return basic_user(environ.get("HTTP_AUTHORIZATION", "")) or "-"
         if key == "t":
             return self.now()
         if key == "r":
@@ -267,6 +269,24 @@ def redact_uri(uri):
         path, mark, fragment = path.partition("#")
     fragment = REDACTED if fragment else ""
     return path + separator + redact_query(query) + mark + fragment
+
+
+def basic_user(authorization):
+    """Return the user name a Basic ``Authorization`` value carries, or None.
+
+    Only a name followed by ``:`` and a password is one: a value without the
+    colon may be a bare token or password, and is not logged. A name holding
+    a line break or another control character would forge log lines: None.
+    """
+    scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, colon, _password = decoded.partition(":")
+    return user if colon and user.isprintable() else None
 
 
 def redact_query(query):

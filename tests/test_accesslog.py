@@ -1,5 +1,6 @@
 """The access log's redaction of secret query parameters and headers."""
 
+import base64
 import datetime
 
 import pytest
@@ -8,6 +9,7 @@ from gunicorn.glogging import Logger, SafeAtoms
 
 from accesslog import (
     RedactingLogger,
+    basic_user,
     format_atoms,
     is_secret_header,
     redact_atom,
@@ -178,3 +180,25 @@ def test_atoms_are_made_as_gunicorn_makes_them_but_redacted(monkeypatch, log_for
 )
 def test_secrets_quoted_in_server_messages_are_redacted(text, expected):
     assert redact_text(text) == expected
+
+
+def basic(text):
+    return "Basic " + base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("authorization", "user"),
+    [
+        (basic("alice:secret"), "alice"),
+        (basic("alice:"), "alice"),
+        ("basic " + base64.b64encode(b"bob:pw").decode(), "bob"),
+        (basic("ghp_a-bare-token"), None),  # no colon: may be a secret
+        (basic("mallory\n127.0.0.1 - admin:pw"), None),  # would forge a line
+        (basic("tab\there:pw"), None),
+        ("Basic not base64!", None),
+        ("Bearer " + base64.b64encode(b"alice:secret").decode(), None),
+        ("", None),
+    ],
+)
+def test_only_a_plain_basic_user_name_is_logged(authorization, user):
+    assert basic_user(authorization) == user

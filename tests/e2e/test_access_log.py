@@ -34,6 +34,9 @@ RAW_REQUESTS = [
     f"GET /v2/?x=1#password={SECRET} HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
     f"GET /v2/#{SECRET} HTTP/1.1\r\nHost: h\r\n\r\n".encode(),
     f"GET /v2/ HTTP/1.1\r\nReferer: http://h/p#{SECRET}\r\n\r\n".encode(),
+    b"GET /v2/ HTTP/1.1\r\nAuthorization: Basic "
+    + base64.b64encode(SECRET.encode())  # a bare token: no user name in it
+    + b"\r\n\r\n",
     f"GET /v2/ HTTP/1.1\r\nReferer: http://u:{SECRET}@h/?token={SECRET}\r\n\r\n".encode(),
     f"GET /v2/ HTTP/1.1\r\nAuthorization: Basic {SECRET}\x01\r\n\r\n".encode(),
 ]
