@@ -1,5 +1,7 @@
 """Tag lists and the catalog: lexical order, ``n`` and ``last``, the Link header."""
 
+import os
+
 import pytest
 
 from tests.conftest import get_token, seed_image
@@ -96,3 +98,12 @@ def test_catalog_refuses_a_bad_n(client, storage, query):
     response = get_listing(client, f"/v2/_catalog{query}", "registry:catalog:*")
     assert response.status_code == 400
     assert response.json["errors"][0]["code"] == "UNSUPPORTED"
+
+
+@pytest.mark.parametrize("make", [os.mkdir, os.mkfifo], ids=["folder", "fifo"])
+def test_a_folder_or_fifo_among_the_tags_is_not_listed(client, storage, tagged, make):
+    tags = os.path.join(storage.root, "repos", "a", "b", "_tags")
+    make(os.path.join(tags, "odd"))
+    os.symlink("latest", os.path.join(tags, "alias"))
+
+    assert list_tags(client).json["tags"] == sorted([*TAGS, "alias"])

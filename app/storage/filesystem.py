@@ -619,7 +619,7 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         cached = self._tag_lists.get(folder)
         if cached is not None and cached[0] == changed:
             return list(cached[1])
-        tags = _list_folder(folder)
+        tags = _list_files(folder)
         # A folder changed in the last moments may change again within the
         # same mtime tick; only a listing taken well after its mtime is kept.
         if time.time_ns() - changed > SETTLED_NANOSECONDS:
@@ -823,6 +823,24 @@ def _list_folder(folder):
     """Return the sorted entries of a folder; none if it does not exist."""
     try:
         return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+
+
+def _list_files(folder):
+    """Return the sorted names of a folder's files and links; none if it is gone.
+
+    A folder, a FIFO or a device in it is never something the registry wrote
+    there, and reads as missing: it is left out (the folder listing tells the
+    kind of each entry, so this costs no system call per entry).
+    """
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(
+                entry.name
+                for entry in entries
+                if entry.is_file(follow_symlinks=False) or entry.is_symlink()
+            )
     except FileNotFoundError:
         return []
 
