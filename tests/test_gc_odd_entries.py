@@ -230,3 +230,20 @@ def test_gc_stopped_by_the_filesystem_says_so_in_one_line(
     assert len(lines) == 1
     assert lines[0].startswith("Error: garbage collection stopped: ")
     assert error.strerror in lines[0]
+
+
+def test_a_folder_in_the_catalog_is_left_in_place(app, runner, storage):
+    image, garbage, _upload = tree_with_garbage(storage)
+    planted = os.path.join(storage.root, "catalog", "ghost+repo")
+    os.mkdir(planted)
+    os.makedirs(os.path.join(storage.root, "repos", "emptied"))
+    age_tree(storage)
+
+    result = run_gc(app, runner)
+
+    assert result.exit_code == 0, result.output
+    assert os.path.isdir(planted)
+    assert not storage.has_blob(garbage)
+    assert not os.path.exists(os.path.join(storage.root, "repos", "emptied"))
+    assert os.listdir(os.path.join(storage.root, "tmp")) == []
+    image_intact(storage, image)

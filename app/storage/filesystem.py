@@ -473,14 +473,19 @@ class FilesystemStorage(FilesystemCollection, FilesystemUploads, Storage):
         """
         if still_listed(name):
             return
-        entry = name.replace("/", CATALOG_SEPARATOR)
+        entry = self._path(CATALOG, name.replace("/", CATALOG_SEPARATOR))
+        try:
+            if stat.S_ISDIR(os.lstat(entry).st_mode):
+                return  # no entry this wrote (those are files): left in place
+        except FileNotFoundError:
+            return
         aside = os.path.join(self.root, "tmp", f"catalog-{uuid.uuid4()}")
         try:
-            os.rename(self._path(CATALOG, entry), aside)
+            os.rename(entry, aside)
         except FileNotFoundError:
             return
         if still_listed(name):
-            os.replace(aside, self._path(CATALOG, entry))
+            os.replace(aside, entry)
         else:
             os.unlink(aside)
 
