@@ -1,10 +1,13 @@
 """Blob uploads: monolithic, chunked, streamed, mounted, and their failures."""
 
 import hashlib
+import io
 import os
 
 import pytest
 
+from app.reference import compute_digest
+from app.storage.errors import UploadNotFound
 from tests.conftest import bearer, seed_image, sha256
 
 BLOB = os.urandom(300_000)
@@ -263,3 +266,24 @@ def test_answers_without_a_body_name_no_media_type(client, headers):
     ):
         assert response.status_code == status
         assert "Content-Type" not in response.headers
+
+
+@pytest.mark.parametrize("action", ["append", "size", "commit"])
+def test_a_link_in_place_of_an_uploads_data_is_not_followed(storage, action):
+    theirs = storage.create_upload("team/theirs")
+    storage.append_upload("team/theirs", theirs, io.BytesIO(b"their bytes"))
+    mine = storage.create_upload("team/mine")
+    data = storage._upload_path(mine, "data")
+    os.unlink(data)
+    os.symlink(os.path.join("..", theirs, "data"), data)
+
+    with pytest.raises(UploadNotFound):
+        if action == "append":
+            storage.append_upload("team/mine", mine, io.BytesIO(b"appended"))
+        elif action == "size":
+            storage.upload_size("team/mine", mine)
+        else:
+            storage.commit_upload("team/mine", mine, compute_digest(b"their bytes"))
+
+    assert storage.upload_size("team/theirs", theirs) == len(b"their bytes")
+    assert not storage.has_blob(compute_digest(b"their bytes"))

@@ -13,6 +13,7 @@ A request appending a chunk answers once the chunk is written; its last blocks
 may still be hashing while the next chunk arrives.
 """
 
+import errno
 import fcntl
 import json
 import os
@@ -70,7 +71,7 @@ class FilesystemUploads:
             upload_id = str(uuid.UUID(upload_id))
         except (ValueError, TypeError, AttributeError):
             raise UploadNotFound(detail={"upload": upload_id}) from None
-        return self._path("uploads", upload_id, *parts)
+        return self._own_path("uploads", upload_id, *parts)
 
     def create_upload(self, name):
         upload_id = str(uuid.uuid4())
@@ -92,7 +93,7 @@ class FilesystemUploads:
     def upload_size(self, name, upload_id):
         self._check_upload(name, upload_id)
         try:
-            return os.stat(self._upload_path(upload_id, "data")).st_size
+            return _data_status(self._upload_path(upload_id, "data")).st_size
         except FileNotFoundError:
             raise UploadNotFound(detail={"upload": upload_id}) from None
 
@@ -187,8 +188,7 @@ class FilesystemUploads:
         try:
             with open(self._upload_path(upload_id, "lock"), "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                if not os.path.exists(self._upload_path(upload_id, "data")):
-                    raise FileNotFoundError(upload_id)
+                _data_status(self._upload_path(upload_id, "data"))
                 yield
         except FileNotFoundError:
             raise UploadNotFound(detail={"upload": upload_id}) from None
@@ -227,6 +227,18 @@ def _append(data_path, stream, size, hashing):
             data.truncate(size)
             raise
         return data.tell()
+
+
+def _data_status(path):
+    """Return the status of an upload's data; FileNotFoundError unless a file.
+
+    The registry writes it as a regular file: a link in its place (to another
+    upload's bytes, say) is not followed, and the upload reads as gone.
+    """
+    status = os.lstat(path)
+    if not stat.S_ISREG(status.st_mode):
+        raise FileNotFoundError(errno.ENOENT, "not an upload's data", path)
+    return status
 
 
 def _file_size(path):
