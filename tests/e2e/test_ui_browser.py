@@ -127,11 +127,32 @@ def click_link(driver, text):
 
 def click_and_wait(driver, element):
     """Click ``element`` and wait until the page it was on has gone."""
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     element.click()
-    WebDriverWait(driver, WAIT_SECONDS).until(expected_conditions.staleness_of(element))
+    WebDriverWait(driver, WAIT_SECONDS).until(lambda _: detached(element))
+
+
+def detached(element):
+    """Tell whether ``element`` has left the document, as the page changed.
+
+    Asked in the middle of the change, chromium may say that the element's
+    node "does not belong to the document" rather than that it is stale.
+    """
+    from selenium.common.exceptions import (
+        StaleElementReferenceException,
+        WebDriverException,
+    )
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if "does not belong to the document" in str(error):
+            return True
+        raise
+    return False
 
 
 def test_browser_finds_the_image_its_layers_and_pull_command(
