@@ -8,7 +8,7 @@ import time
 import pytest
 
 from app.reference import compute_digest
-from app.storage import background, filesystem, uploads
+from app.storage import background, filesystem, tree, uploads
 from app.storage.filesystem import FilesystemStorage
 
 NAME = "library/app"
@@ -26,6 +26,7 @@ def released(monkeypatch):
             os.close(descriptor)
 
     monkeypatch.setattr(filesystem, "release_later", record)
+    monkeypatch.setattr(tree, "release_later", record)
     monkeypatch.setattr(uploads, "release_later", record)
     return seen
 
