@@ -81,11 +81,11 @@ class FilesystemCollection:
     def _record_path(self, name, kind, digest):
         """Return the path of a repository's record of one kind for a digest.
 
-        As for a blob's file, only the folders on the way are resolved: a link
-        in the record's own place is judged and removed itself.
+        As for a blob's file, only the folders on the way are resolved (and
+        refused if they lead out of the root): a link in the record's own place
+        is judged and removed itself.
         """
-        folder = self._repository_path(name, kind, digest.algorithm)
-        return os.path.join(folder, digest.hex)
+        return self._repository_path(name, kind, digest.algorithm, digest.hex)
 
     def _sweep_file(self, path_of, cutoff):
         """Remove a file last modified at or before ``cutoff``; tell if it went.

@@ -221,7 +221,7 @@ class FilesystemStorage(
     def link_blob(self, name, digest):
         # A file in the link's own place is touched; a link or a FIFO there is
         # replaced by a file, and a folder refused before anything is touched.
-        path = self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
+        path = self._record_path(name, BLOBS, digest)
         status = self._check_place(path)
         if not self._touch_stored((self._blob_parts(digest), False)):
             raise BlobNotFound(detail={"digest": str(digest)})
@@ -230,9 +230,7 @@ class FilesystemStorage(
 
     def check_blob_writable(self, name, digest):
         self._check_place(self._blob_path(digest))
-        self._check_place(
-            self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
-        )
+        self._check_place(self._record_path(name, BLOBS, digest))
 
     def touch_blob(self, name, digest):
         record = _record_parts(name, BLOBS, digest)
@@ -243,21 +241,26 @@ class FilesystemStorage(
         return record is not None and self.has_blob(digest)
 
     def unlink_blob(self, name, digest):
-        # Only a link that reads as one is removed (see ``repository_has_blob``),
-        # and only the link itself.
-        record = _record_parts(name, BLOBS, digest)
-        if self._stored_status(*record) is None or not _remove_file(
-            self._repository_path(name, BLOBS, digest.algorithm, digest.hex)
-        ):
+        if not self._remove_record(name, BLOBS, digest):
             raise BlobNotFound(detail={"digest": str(digest)})
 
     # Manifests and tags.
+
+    def _remove_record(self, name, kind, digest):
+        """Remove a record if it reads as one; tell whether it went.
+
+        A link in the record's place is removed itself, never what it names.
+        """
+        record = _record_parts(name, kind, digest)
+        if self._stored_status(*record) is None:
+            return False
+        return _remove_file(self._record_path(name, kind, digest))
 
     def put_manifest(self, name, body, media_type, digest=None):
         if digest is not None:  # refused before anything is written
             self.check_manifest_writable(name, digest)
         digest = self.write_blob([body], digest)
-        path = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        path = self._record_path(name, MANIFESTS, digest)
         self._write_file(path, media_type.encode())
         self._record_repository(name)
         return digest
@@ -291,11 +294,7 @@ class FilesystemStorage(
         return self._touch_stored((record, True), (self._blob_parts(digest), False))
 
     def delete_manifest(self, name, digest):
-        # Only a record that reads as one is removed, and only the record itself.
-        record = _record_parts(name, MANIFESTS, digest)
-        if self._stored_status(*record) is None or not _remove_file(
-            self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
-        ):
+        if not self._remove_record(name, MANIFESTS, digest):
             raise ManifestNotFound(detail={"digest": str(digest)})
         # The catalog lists repositories holding a manifest: this may have been
         # the last one.
@@ -306,7 +305,7 @@ class FilesystemStorage(
 
     def check_manifest_writable(self, name, digest, tag=None):
         self._check_place(self._blob_path(digest))
-        record = self._repository_path(name, MANIFESTS, digest.algorithm, digest.hex)
+        record = self._record_path(name, MANIFESTS, digest)
         self._check_place(record)
         if tag is not None:
             self._check_place(self._repository_path(name, TAGS, tag))
