@@ -19,9 +19,11 @@ from functools import partial
 from app.storage.base import StoredItem
 from app.storage.errors import OutsideRoot
 
-# The folders of a repository that hold its manifest and blob records.
+# The folders of a repository that hold its manifest and blob records, and
+# its tags.
 MANIFESTS = "_manifests"
 BLOBS = "_blobs"
+TAGS = "_tags"
 
 
 class FilesystemCollection:

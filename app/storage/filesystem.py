@@ -19,27 +19,24 @@
 Repository folders begin with a letter or digit, so the ``_`` folders of one
 repository never collide with a nested repository (``a/_tags`` is not a name).
 Files are written under ``tmp/`` and renamed into place (``app.storage.tree``
-turns names into paths, reads what is stored and writes it). ``catalog/`` lets
-the catalog be listed with one directory read instead of a walk of ``repos/``;
-it is built from that walk when a store without it is opened.
+turns names into paths, reads what is stored and writes it); repositories
+and ``catalog/`` are kept by ``app.storage.catalog``, and garbage collection's
+scans and sweeps are in ``app.storage.collection``.
 """
 
-import contextlib
 import errno
 import json
 import os
-import shutil
 import stat
-import tempfile
 import time
-import uuid
 
 from app.documents import DocumentError, parse_document
 from app.errors import DigestInvalid
 from app.reference import Digest, parse_digest
 from app.storage.background import hold, release_later
 from app.storage.base import Manifest, Storage
-from app.storage.collection import BLOBS, MANIFESTS, FilesystemCollection
+from app.storage.catalog import CATALOG, FilesystemCatalog
+from app.storage.collection import BLOBS, MANIFESTS, TAGS, FilesystemCollection
 from app.storage.copying import copy_hashed
 from app.storage.errors import (
     BlobNotFound,
@@ -48,20 +45,16 @@ from app.storage.errors import (
     RepositoryNotFound,
     SizeMismatch,
 )
-from app.storage.tree import MISSING_ERRORS, FilesystemTree
+from app.storage.tree import MISSING_ERRORS, FilesystemTree, list_folder
 from app.storage.uploads import FilesystemUploads
 
-TAGS = "_tags"
 REFERRERS = "_referrers"
-CATALOG = "catalog"
 SETTLED_NANOSECONDS = 2 * 10**9
 CACHED_TAG_LISTS = 4096
-# Repository names never hold "+", so it stands for "/" in catalog entries.
-CATALOG_SEPARATOR = "+"
 
 
 class FilesystemStorage(
-    FilesystemTree, FilesystemCollection, FilesystemUploads, Storage
+    FilesystemTree, FilesystemCatalog, FilesystemCollection, FilesystemUploads, Storage
 ):
     """Storage in a directory tree rooted at ``root``."""
 
@@ -126,7 +119,7 @@ class FilesystemStorage(
 
     def list_blobs(self):
         digests = []
-        for algorithm in _list_folder(self._path("blobs")):
+        for algorithm in list_folder(self._path("blobs")):
             for prefix in self._stored_entries("blobs", algorithm):
                 for entry in self._stored_entries("blobs", algorithm, prefix):
                     digests.append(_stored_digest(algorithm, entry))
@@ -138,85 +131,7 @@ class FilesystemStorage(
             probe.write(b"ready")
         os.unlink(probe.name)
 
-    # Repositories.
-
-    def repository_exists(self, name):
-        try:
-            return os.path.isdir(self._found_path("repos", name, MANIFESTS))
-        except FileNotFoundError:
-            return False
-
-    def list_repositories(self):
-        entries = os.listdir(self._path(CATALOG))
-        return sorted(entry.replace(CATALOG_SEPARATOR, "/") for entry in entries)
-
-    def _holds_manifest_or_tag(self, name):
-        """Tell whether a repository has a manifest record or a tag left."""
-        if _has_entry(self._path("repos", name, TAGS)):
-            return True
-        folder = self._path("repos", name, MANIFESTS)
-        algorithms = _list_folder(folder)
-        return any(_has_entry(os.path.join(folder, entry)) for entry in algorithms)
-
-    def _repositories_holding(self, *kinds):
-        """Return the names of repositories with any of these folders, sorted."""
-        names = []
-        repos = self._path("repos")
-        for folder, subfolders, _files in os.walk(repos):
-            if any(kind in subfolders for kind in kinds):
-                names.append(os.path.relpath(folder, repos).replace(os.sep, "/"))
-            subfolders[:] = [entry for entry in subfolders if entry[0] != "_"]
-        return sorted(names)
-
-    def _record_repository(self, name):
-        """Enter ``name`` in the catalog, once."""
-        path = self._path(CATALOG, name.replace("/", CATALOG_SEPARATOR))
-        if not os.path.exists(path):
-            self._write_file(path, b"")
-
-    def _forget_removed_repositories(self):
-        """Take out of the catalog the repositories whose folders gc removed."""
-        for entry in _list_folder(self._path(CATALOG)):
-            name = entry.replace(CATALOG_SEPARATOR, "/")
-            self._forget_repository_unless(name, self.repository_exists)
-
-    def _forget_repository_unless(self, name, still_listed):
-        """Take ``name`` out of the catalog unless ``still_listed(name)`` holds.
-
-        The entry is moved aside before the check, so a push that stores a
-        manifest meanwhile either is seen and the entry put back, or finds no
-        entry and writes a new one that this never removes.
-        """
-        if still_listed(name):
-            return
-        entry = self._path(CATALOG, name.replace("/", CATALOG_SEPARATOR))
-        try:
-            if stat.S_ISDIR(os.lstat(entry).st_mode):
-                return  # no entry this wrote (those are files): left in place
-        except FileNotFoundError:
-            return
-        aside = os.path.join(self.root, "tmp", f"catalog-{uuid.uuid4()}")
-        try:
-            os.rename(entry, aside)
-        except FileNotFoundError:
-            return
-        if still_listed(name):
-            os.replace(aside, entry)
-        else:
-            os.unlink(aside)
-
-    def _build_catalog(self):
-        """Fill ``catalog/`` from a walk of ``repos/``, then rename it into place."""
-        folder = tempfile.mkdtemp(dir=os.path.join(self.root, "tmp"))
-        try:
-            for name in self._repositories_holding(MANIFESTS):
-                entry = name.replace("/", CATALOG_SEPARATOR)
-                open(os.path.join(folder, entry), "wb").close()
-            # Another process may have built it first: then its own stays.
-            with contextlib.suppress(OSError):
-                os.rename(folder, os.path.join(self.root, CATALOG))
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    # Repository blob links.
 
     def link_blob(self, name, digest):
         # A file in the link's own place is touched; a link or a FIFO there is
@@ -423,23 +338,6 @@ def _media_type(record):
     if not media_type or not media_type.isprintable():
         raise ValueError(f"not a media type: {media_type!r}")
     return media_type
-
-
-def _has_entry(folder):
-    """Tell whether a folder exists and holds anything, reading one entry at most."""
-    try:
-        with os.scandir(folder) as entries:
-            return next(entries, None) is not None
-    except (FileNotFoundError, NotADirectoryError):
-        return False
-
-
-def _list_folder(folder):
-    """Return the sorted entries of a folder; none if it does not exist."""
-    try:
-        return sorted(os.listdir(folder))
-    except FileNotFoundError:
-        return []
 
 
 def _list_files(folder):

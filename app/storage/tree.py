@@ -417,3 +417,11 @@ def _missing_folders(folder):
         missing.append(folder)
         folder = os.path.dirname(folder)
     return missing
+
+
+def list_folder(folder):
+    """Return the sorted entries of a folder; none if it does not exist."""
+    try:
+        return sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
