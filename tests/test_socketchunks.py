@@ -207,6 +207,17 @@ def test_trailers_are_kept_and_what_follows_them_is_the_next_request(pieces):
     assert outcome.next_path == "/v2/next"
 
 
+@pytest.mark.parametrize("digits", [15, 16, 17, 40])
+def test_long_size_lines_of_hex_digits_after_a_chunk_are_taken(digits):
+    size_line = b"%0*x" % (digits, 9)
+    data = HEAD + b"3\r\n" + PAYLOAD[:3] + b"\r\n" + size_line + b"\r\n"
+    data += PAYLOAD[3:12] + b"\r\n0\r\n\r\n" + NEXT_REQUEST
+
+    for pieces in (ALL_AT_ONCE, BYTE_BY_BYTE, ODD_PIECES):
+        outcome = decode_both(data, pieces)
+        assert outcome.body == PAYLOAD[:12] and outcome.next_path == "/v2/next"
+
+
 def test_a_line_just_under_the_limit_is_taken():
     extension = b";a=" + b"b" * 8000  # gunicorn's limit: 8190 bytes
     data = HEAD + chunked(PAYLOAD[:100], (60,), extension) + NEXT_REQUEST
@@ -263,6 +274,18 @@ def test_a_broken_body_is_size_invalid_like_gunicorn(body, pieces):
 
     assert outcome.error is not None and outcome.failed
     assert outcome.next_path is None  # the connection closes
+
+
+@pytest.mark.parametrize("pieces", [ALL_AT_ONCE, ODD_PIECES], ids=str)
+@pytest.mark.parametrize("body", BROKEN.values(), ids=BROKEN)
+def test_broken_framing_after_good_chunks_is_size_invalid_like_gunicorn(body, pieces):
+    """Framing between chunks is decoded from the received bytes when plain."""
+    good = chunked(PAYLOAD[: 64 * 1024], (32 * 1024,))[: -len(b"0\r\n\r\n")]
+
+    outcome = decode_both(HEAD + good + body, pieces)
+
+    assert outcome.error is not None and outcome.failed
+    assert outcome.next_path is None
 
 
 def test_a_broken_body_is_refused_after_the_good_chunks_before_it():

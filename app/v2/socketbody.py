@@ -40,6 +40,9 @@ from app.errors import SizeInvalid
 from app.v2.bodies import BODY_READ_ERRORS, body_error, request_body
 
 HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
+# The framing between two chunks in the common case: the CRLF ending one
+# chunk's data, then a chunk-size line of hex digits alone.
+PLAIN_FRAMING = re.compile(rb"\r\n([0-9A-Fa-f]{1,16})\r\n")
 # Chunk-size lines, the CRLF after each chunk's data and the start of the
 # trailer section are decoded in a staging buffer at least this large (and
 # large enough for the longest chunk-size line gunicorn allows). Whatever data
@@ -188,9 +191,10 @@ class ChunkedSocketBody:
     """A ``Transfer-Encoding: chunked`` body decoded from ``connection``.
 
     The socket is read straight into the caller's buffer, as much as it takes
-    at a time, chunk boundaries or not; the framing found between the chunks'
-    data is staged a few bytes at a time into a small buffer and decoded
-    there, and each chunk's data is moved down in place to follow the one
+    at a time, chunk boundaries or not. The framing found between the chunks'
+    data is matched where it was received when it is plain (CRLF, hex digits,
+    CRLF); any other is staged a few bytes at a time into a small buffer and
+    decoded there. Each chunk's data is moved down in place to follow the one
     before. The chunk-size lines are held to gunicorn's rules: hex
     digits, then optional extensions that match its grammar, ended by CRLF and
     no longer than its limit; each chunk's data must be followed by CRLF. The
@@ -296,6 +300,8 @@ class ChunkedSocketBody:
 
     def next_chunk(self):
         """Read up to the next chunk's data; return False at the body's end."""
+        if self.start == self.end and self.plain_framing():
+            return True
         if not self.first:
             while self.end - self.start < 2 and self.receive():
                 pass
@@ -315,6 +321,27 @@ class ChunkedSocketBody:
         # gunicorn reads and checks the trailers, and keeps what follows them.
         self.reader.parse_trailers(self.unreader, rest)
         return False
+
+    def plain_framing(self):
+        """Take the framing before the next chunk from the bytes received, if plain.
+
+        Return True if it was the CRLF after a chunk's data and a chunk-size
+        line of hex digits alone, for a chunk that is not the last. Anything
+        else (an extension, the last chunk, framing not all received yet) is
+        left in place for the staging buffer, which decodes every case.
+        """
+        if self.first:
+            return False
+        found = PLAIN_FRAMING.match(self.pending)
+        if found is None or len(found[1]) >= self.limit:
+            return False
+        size = int(found[1], 16)
+        if not size:
+            return False
+        self.pending = self.pending[found.end() :]
+        self.offset += found.end()
+        self.chunk_left = size
+        return True
 
     def chunk_size_line(self):
         """Take the next chunk-size line from the staged bytes, without its CRLF.
