@@ -16,12 +16,27 @@ from app.v2 import hotpath
 INSTANCE_PATH_VARIABLE = "REGISTRY_INSTANCE_PATH"
 
 
+class Registry(Flask):
+    """Flask, with an ``OPTIONS`` answer that carries no body and no media type."""
+
+    def make_default_options_response(self):
+        """Answer ``OPTIONS`` with 204 and the route's methods in ``Allow``.
+
+        Flask's own answer is a 200 typed as HTML; 204 says there is no content,
+        so nothing about it names a type a client could take for a page.
+        """
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
+
+
 def create_app(test_config=None):
     """Build the application: config, storage, blueprints, errors, CLI."""
     instance_path = os.environ.get(INSTANCE_PATH_VARIABLE) or None
     if instance_path is not None:
         instance_path = os.path.abspath(instance_path)
-    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app = Registry(__name__, instance_path=instance_path, instance_relative_config=True)
     load_config(app, test_config)
     configure_logging(app.config)
     os.makedirs(app.instance_path, exist_ok=True)
