@@ -65,11 +65,26 @@ def test_range_requests_answer_206(
     assert (response.data, response.headers["Content-Range"]) == (body, content_range)
 
 
-def test_range_past_the_end_answers_416(client, image, headers):
-    headers = {**headers, "Range": "bytes=20-30"}
-    response = client.get(blob_url(sha256(LAYER)), headers=headers)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize(
+    "byte_range",
+    [
+        "bytes=20-30",
+        "bytes=20-",
+        "bytes=-0",
+        "bytes=-00",
+        "bytes= -0 ",
+        "BYTES=-0",
+    ],
+)
+def test_unsatisfiable_range_answers_416(client, image, headers, method, byte_range):
+    headers = {**headers, "Range": byte_range}
+    response = client.open(blob_url(sha256(LAYER)), method=method, headers=headers)
     assert response.status_code == 416
     assert response.headers["Content-Range"] == "bytes */20"
+    assert response.mimetype == "application/json"
+    if method == "GET":
+        assert response.json["errors"][0]["code"] == "SIZE_INVALID"
 
 
 @pytest.mark.parametrize("byte_range", ["bytes=-1", "bytes=-5", "bytes=0-0"])

@@ -85,21 +85,30 @@ def requested_range(size):
     """Return ``(start, stop)`` of a satisfiable single Range, None for the whole.
 
     A Range header that does not parse, or asks for several ranges, is ignored
-    as HTTP allows; one that asks only for bytes past the end is refused (416).
+    as HTTP allows; one that asks only for bytes past the end, or for the last
+    zero bytes (``bytes=-0``), is refused (416).
     """
-    parsed = parse_range_header(request.headers.get("Range"))
+    header = request.headers.get("Range")
+    parsed = parse_range_header(header)
     if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
         return None
     [(start, stop)] = parsed.ranges
     if start < 0 and stop is None and size:
         # The last bytes; a suffix longer than the blob is the whole blob.
         return max(size + start, 0), size
-    bounds = parsed.range_for_length(size)
+    # werkzeug reads the suffix "-0", no bytes at all, as "0-", the whole blob.
+    empty_suffix = start == 0 and is_suffix(header)
+    bounds = None if empty_suffix else parsed.range_for_length(size)
     if bounds is None:
         raise RangeNotSatisfiable(
             detail={"size": size}, headers={"Content-Range": f"bytes */{size}"}
         )
     return bounds
+
+
+def is_suffix(header):
+    """Tell whether a single-range header asks for the last bytes (``bytes=-N``)."""
+    return header.partition("=")[2].lstrip().startswith("-")
 
 
 def stops_at_content_length(environ):
