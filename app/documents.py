@@ -6,7 +6,9 @@
 accepts although JSON has no such values. ``parse_document`` turns every way
 of failing into one DocumentError, which each caller answers with an error of
 its own; and it refuses nesting deeper than any manifest or config needs, so
-nothing read here can make later code recurse too deep either.
+nothing read here can make later code recurse too deep either. An integer
+longer than Python converts (4300 digits by default) is refused as before, in
+words of the registry's own rather than Python's advice to raise the limit.
 """
 
 import json
@@ -30,7 +32,10 @@ def parse_document(data, unique_keys=False):
     hook = reject_duplicate_keys if unique_keys else None
     try:
         document = json.loads(
-            data, parse_constant=reject_constant, object_pairs_hook=hook
+            data,
+            parse_constant=reject_constant,
+            parse_int=read_integer,
+            object_pairs_hook=hook,
         )
     except RecursionError:
         raise DocumentError(f"nested more than {MAX_NESTING} levels deep") from None
@@ -50,6 +55,15 @@ def reject_duplicate_keys(pairs):
             raise DocumentError(f"the key {key!r} appears twice in one object")
         document[key] = value
     return document
+
+
+def read_integer(text):
+    """Return the integer ``text`` spells; DocumentError if it is too long to read."""
+    try:
+        return int(text)
+    except ValueError:
+        digits = len(text.lstrip("-"))
+        raise DocumentError(f"number too long: an integer of {digits} digits") from None
 
 
 def reject_constant(name):

@@ -71,6 +71,36 @@ def test_what_is_not_json_raises_document_error(data):
         parse_document(data)
 
 
+HUGE_INTEGERS = {
+    "positive": b"9" * 5000,
+    "negative": b"-" + b"9" * 5000,
+    "leading-one": b"1" + b"0" * 4999,
+}
+# Python's advice that comes with its own error for such integers.
+PYTHON_HINTS = ("set_int_max_str_digits", "Exceeds the limit", "4300")
+
+
+def assert_no_python_hint(text):
+    assert not any(hint in text for hint in PYTHON_HINTS), text
+
+
+@pytest.mark.parametrize("number", HUGE_INTEGERS.values(), ids=HUGE_INTEGERS)
+@pytest.mark.parametrize("template", [b"%s", b"[1, %s]", b'{"a": {"b": %s}}'])
+def test_an_integer_too_long_is_refused_in_the_registry_s_words(number, template):
+    with pytest.raises(DocumentError) as raised:
+        parse_document(template % number)
+
+    assert "number too long" in str(raised.value)
+    assert_no_python_hint(str(raised.value))
+
+
+@pytest.mark.parametrize(
+    "number", [b"1." + b"9" * 5000, b"1e" + b"9" * 5000, b"-1e-" + b"9" * 5000]
+)
+def test_a_float_with_thousands_of_digits_is_read_as_before(number):
+    assert isinstance(parse_document(b"[%s]" % number)[0], float)
+
+
 def test_nesting_up_to_the_limit_is_read():
     document = parse_document(b"[" * MAX_NESTING + b"]" * MAX_NESTING)
     assert isinstance(document, list)
@@ -117,6 +147,28 @@ def test_a_manifest_that_is_not_json_is_manifest_invalid(registry, storage, make
 
     assert (response.status_code, error_code(response)) == (400, "MANIFEST_INVALID")
     assert tree_state(storage.root) == before
+
+
+@pytest.mark.parametrize("number", HUGE_INTEGERS.values(), ids=HUGE_INTEGERS)
+@pytest.mark.parametrize("template", [b"%s", b'{"org.example": [%s]}'])
+def test_a_manifest_with_an_integer_too_long_says_so(
+    registry, storage, number, template
+):
+    body = manifest_with_field(template % number)(registry)
+    before = tree_state(storage.root)
+
+    response = registry.push_manifest("v1", body)
+
+    assert (response.status_code, error_code(response)) == (400, "MANIFEST_INVALID")
+    assert "number too long" in response.json["errors"][0]["detail"]["reason"]
+    assert_no_python_hint(response.get_data(as_text=True))
+    assert tree_state(storage.root) == before
+
+
+def test_access_rules_with_an_integer_too_long_say_so():
+    with pytest.raises(RulesError, match="number too long") as raised:
+        load_rules({"REGISTRY_ACCESS_RULES": f"[{HUGE_INTEGERS['negative'].decode()}]"})
+    assert_no_python_hint(str(raised.value))
 
 
 @pytest.fixture
@@ -170,6 +222,20 @@ def test_import_refuses_hostile_archive_metadata_in_one_line(
 
     assert result.exit_code != 0
     assert result.output.count("\n") == 1 and "not valid JSON" in result.output
+
+
+@pytest.mark.parametrize("make_files", [docker_archive_files, oci_layout_files])
+def test_import_says_an_integer_in_archive_metadata_is_too_long(
+    runner, storage, tmp_path, make_files
+):
+    metadata = b"[%s]" % HUGE_INTEGERS["positive"]
+    archive = write_tar(tmp_path / "image.tar", make_files(metadata))
+
+    result = runner.invoke(args=["registry", "import", archive, "hello:1"])
+
+    assert result.exit_code != 0
+    assert result.output.count("\n") == 1 and "number too long" in result.output
+    assert_no_python_hint(result.output)
 
 
 def test_access_rules_nested_too_deep_are_a_rules_error():
