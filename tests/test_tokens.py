@@ -130,23 +130,49 @@ def refresh(client, token):
     return oauth(client, grant_type="refresh_token", refresh_token=token, client_id="t")
 
 
-def test_changing_the_password_ends_refresh_tokens(app, client):
+def assert_login_refused(response, message):
+    """A refused login or refresh token: 401 UNAUTHORIZED, saying why."""
+    assert response.status_code == 401
+    [error] = response.json["errors"]
+    assert (error["code"], error["message"]) == ("UNAUTHORIZED", message)
+    assert response.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+ENDINGS = {
+    "password-changed": lambda app: add_user(app, "alice", "changed"),
+    "user-removed": lambda app: app.extensions["registry_accounts"].remove("alice"),
+}
+
+
+@pytest.mark.parametrize("end", ENDINGS.values(), ids=ENDINGS)
+def test_a_refresh_token_ended_is_no_longer_valid(app, client, end):
     token = refresh_token_of(client)
-    add_user(app, "alice", "changed")
-    assert refresh(client, token).status_code == 401
+    end(app)
+    assert_login_refused(refresh(client, token), "refresh token is no longer valid")
 
 
-def test_removing_the_user_ends_refresh_tokens(app, client):
+def test_a_refresh_token_ended_then_the_user_made_again_stays_ended(app, client):
     token = refresh_token_of(client)
     app.extensions["registry_accounts"].remove("alice")
-    assert refresh(client, token).status_code == 401
+    add_user(app, "alice", "right again")
+    assert_login_refused(refresh(client, token), "refresh token is no longer valid")
 
 
 def test_refresh_token_for_another_service_is_refused(tmp_path, client):
     other = make_app(tmp_path, REGISTRY_SERVICE="elsewhere")
     add_user(other, "alice", "right")
     token = refresh_token_of(other.test_client())
-    assert refresh(client, token).status_code == 401
+    assert_login_refused(refresh(client, token), "refresh token is not valid")
+
+
+@pytest.mark.parametrize("token", ["", "forged", "a.b.c"])
+def test_a_refresh_token_never_issued_is_not_valid(client, token):
+    assert_login_refused(refresh(client, token), "refresh token is not valid")
+
+
+def test_a_wrong_password_still_says_so(client):
+    response = oauth(client, grant_type="password", username="alice", password="x")
+    assert_login_refused(response, "incorrect username or password")
 
 
 def test_refresh_and_access_tokens_are_not_interchangeable(client):

@@ -55,6 +55,18 @@ class CredentialsInvalid(Unauthorized):
     message = "incorrect username or password"
 
 
+class RefreshTokenInvalid(CredentialsInvalid):
+    """A refresh token that proves no one: 401 UNAUTHORIZED, as for a password."""
+
+    message = "refresh token is not valid"
+
+
+class RefreshTokenEnded(RefreshTokenInvalid):
+    """A refresh token this registry issued, ended by a password change or removal."""
+
+    message = "refresh token is no longer valid"
+
+
 def init_app(app):
     """Load the signing key, accounts and rules; register the token endpoint."""
     config = app.config
@@ -186,7 +198,7 @@ def login_with_refresh_token(refresh_token):
     proven = account is not None and accounts.fingerprint(account.name) == verified[1]
     settle_login_attempt(proven)
     if not proven:
-        refuse_credentials()
+        refuse_credentials(RefreshTokenEnded if verified else RefreshTokenInvalid)
     return Caller(account.name, account.groups)
 
 
@@ -221,10 +233,10 @@ def settle_login_attempt(succeeded):
         logger.warning("failed login from %s", address)
 
 
-def refuse_credentials():
-    """Answer 401 to credentials that prove no one."""
+def refuse_credentials(error_class=CredentialsInvalid):
+    """Answer 401 to credentials that prove no one, saying why with ``error_class``."""
     service = get_signer().service
-    raise CredentialsInvalid(headers={"WWW-Authenticate": f'Basic realm="{service}"'})
+    raise error_class(headers={"WWW-Authenticate": f'Basic realm="{service}"'})
 
 
 def new_refresh_token(name):
