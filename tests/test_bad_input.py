@@ -78,6 +78,35 @@ def test_content_range_disagreeing_with_the_body_is_refused(
     assert error_code(response) == "BLOB_UPLOAD_INVALID"
 
 
+# Positions of thousands of digits, more than Python converts from text.
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    "content_range, status",
+    [(f"100-{HUGE}", 400), (f"{HUGE}-{HUGE}", 416), (f"bytes {HUGE}-1/*", 400)],
+    ids=["end", "both", "start"],
+)
+def test_content_range_of_thousands_of_digits_is_refused(
+    registry, location, unchanged, content_range, status
+):
+    response = registry.patch(location, BLOB[100:200], content_range)
+    assert (response.status_code, error_code(response)) == (
+        status,
+        "BLOB_UPLOAD_INVALID",
+    )
+
+    closing = registry.put(location, digest_of(BLOB), BLOB[100:], content_range)
+    assert closing.status_code in (400, 416)
+
+
+def test_content_range_behind_thousands_of_zeros_is_read(registry, location):
+    zeros = "0" * 5000
+    response = registry.patch(location, BLOB[100:200], f"{zeros}100-{zeros}199")
+    assert response.status_code == 202
+    assert response.headers["Range"] == "0-199"
+
+
 def test_chunk_past_the_end_is_416(registry, location, unchanged):
     response = registry.patch(location, BLOB[200:300], "200-299")
     assert response.status_code == 416

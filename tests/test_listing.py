@@ -53,6 +53,39 @@ def test_n_zero_gives_an_empty_page(client, tagged):
     assert list_tags(client, "?n=0").json["tags"] == []
 
 
+# An n of thousands of digits, more than Python converts from text.
+HUGE_N = "9" * 5000
+
+
+@pytest.mark.parametrize(
+    "query", [f"?n={HUGE_N}", f"?n={HUGE_N}&other=1"], ids=["n", "n-and-other"]
+)
+def test_an_n_of_thousands_of_digits_lists_everything(client, tagged, query):
+    response = list_tags(client, query)
+    assert response.status_code == 200
+    assert response.json["tags"] == sorted(TAGS)
+    assert "Link" not in response.headers
+
+
+def test_an_n_of_thousands_of_digits_continues_after_last(client, tagged):
+    response = list_tags(client, f"?n={HUGE_N}&last=1.1")
+    assert response.json["tags"] == sorted(TAGS)[2:]
+
+
+def test_an_n_behind_thousands_of_zeros_is_read(client, tagged):
+    response = list_tags(client, "?n=" + "0" * 5000 + "2")
+    assert response.json["tags"] == ["1.0", "1.1"]
+    assert response.headers["Link"] == '</v2/a/b/tags/list?n=2&last=1.1>; rel="next"'
+
+
+def test_the_catalog_takes_an_n_of_thousands_of_digits(client, storage):
+    for name in ["c", "a", "b"]:
+        seed_image(storage, name, "v1")
+    response = get_listing(client, f"/v2/_catalog?n={HUGE_N}", "registry:catalog:*")
+    assert response.status_code == 200
+    assert response.json["repositories"] == ["a", "b", "c"]
+
+
 # Digits beyond ASCII ("²", "①", Arabic-Indic three) pass str.isdigit().
 BAD_N = ["?n=-1", "?n=abc", "?n=1.5", "?n=%C2%B2", "?n=%E2%91%A0", "?n=%D9%A3"]
 

@@ -10,6 +10,7 @@ from app.auth import pullable_repositories, require_access
 from app.context import get_storage
 from app.errors import RegistryError
 from app.reference import validate_name
+from app.v2.base import read_number
 
 blueprint = Blueprint("tags", __name__)
 
@@ -64,7 +65,7 @@ def page_size(text, default_size):
         return default_size
     if not (text.isascii() and text.isdigit()):
         raise PaginationInvalid(detail={"n": text})
-    return int(text)
+    return read_number(text)
 
 
 def default_page_size():

@@ -17,6 +17,7 @@ from app.errors import BlobUploadInvalid, DigestInvalid, UploadRangeInvalid
 from app.events import record_event
 from app.reference import parse_digest, validate_name
 from app.storage.errors import BlobNotFound
+from app.v2.base import NUMBER_CAP, read_number
 from app.v2.bodies import has_body
 from app.v2.socketbody import upload_body
 
@@ -131,7 +132,10 @@ def chunk_start():
     match = CONTENT_RANGE_PATTERN.fullmatch(header.strip())
     if match is None:
         raise UploadRangeInvalid("Content-Range does not parse", {"range": header})
-    start, end = int(match[1]), int(match[2])
+    start, end = read_number(match[1]), read_number(match[2])
+    if min(start, end) >= NUMBER_CAP:
+        # Both past any upload: the chunk cannot start where this one ends.
+        raise UploadRangeInvalid(detail={"range": header})
     length = request.content_length
     if end < start or (length is not None and length != end - start + 1):
         raise BlobUploadInvalid(
