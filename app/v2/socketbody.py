@@ -271,8 +271,16 @@ class ChunkedSocketBody:
         """
         filled, size = 0, len(view)
         while filled < size:
-            if not self.chunk_left and (self.done or not self.next_chunk()):
-                break
+            if not self.chunk_left:
+                if self.done:
+                    break
+                if not self.first and not self.pending and self.start == self.end:
+                    # Framing and the data after it come in one receive, here.
+                    # (At the end of the stream, the framing's own reading
+                    # finds it again and says what was missing.)
+                    self.receive_into(view, filled, size)
+                if not self.next_chunk():
+                    break
             wanted = min(size - filled, self.chunk_left)
             staged = self.end - self.start
             if staged:
@@ -288,15 +296,19 @@ class ChunkedSocketBody:
                 self.pending = self.pending[taken:]
                 self.offset += taken
             else:
-                received = self.connection.recv_into(view[filled:], size - filled)
-                if not received:
+                if not self.receive_into(view, filled, size):
                     raise NoMoreData()
-                self.pending = view[filled : filled + received]
-                self.offset = filled
                 continue
             filled += taken
             self.chunk_left -= taken
         return filled
+
+    def receive_into(self, view, filled, size):
+        """Receive past the first ``filled`` bytes of ``view``; return the count."""
+        received = self.connection.recv_into(view[filled:], size - filled)
+        self.pending = view[filled : filled + received]
+        self.offset = filled
+        return received
 
     def next_chunk(self):
         """Read up to the next chunk's data; return False at the body's end."""
