@@ -8,7 +8,7 @@ from app import auth, cli, cors, health, metrics, ui, v2
 from app.config import load_config
 from app.errors import register_error_handlers
 from app.events import configure_logging
-from app.storage import open_storage
+from app.storage import background, open_storage
 from app.v2 import hotpath
 
 # The folder for the instance's config, accounts, keys and storage, when not
@@ -42,6 +42,9 @@ def create_app(test_config=None):
     os.makedirs(app.instance_path, exist_ok=True)
 
     app.extensions["registry_storage"] = open_storage(app.config)
+    # Files a request lets go of are freed once it has ended.
+    app.before_request(background.defer_releases)
+    app.teardown_request(background.release_deferred_after)
     app.url_map.merge_slashes = False
     auth.init_app(app)
     v2.init_app(app)

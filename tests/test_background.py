@@ -9,9 +9,17 @@ import pytest
 
 from app.reference import compute_digest
 from app.storage import background, filesystem, tree, uploads
+from app.storage.collection import BLOBS
 from app.storage.filesystem import FilesystemStorage
+from tests.test_safe_writes import monolithic_push
 
 NAME = "library/app"
+
+
+@pytest.fixture(autouse=True)
+def small_files_held(monkeypatch):
+    """Hold files of any size, so that the tests' small blobs are held too."""
+    monkeypatch.setattr(background, "HOLD_FROM_SIZE", 0)
 
 
 @pytest.fixture
@@ -19,11 +27,11 @@ def released(monkeypatch):
     """Record what is handed to release_later: (inode, links left) of each file."""
     seen = []
 
-    def record(descriptor):
-        if descriptor is not None:
-            status = os.fstat(descriptor)
+    def record(held):
+        if held is not None:
+            status = os.fstat(held.descriptor)
             seen.append((status.st_ino, status.st_nlink))
-            os.close(descriptor)
+            os.close(held.descriptor)
 
     monkeypatch.setattr(filesystem, "release_later", record)
     monkeypatch.setattr(tree, "release_later", record)
@@ -111,3 +119,110 @@ def test_a_held_file_is_closed_in_another_thread(tmp_path, monkeypatch):
     while not closed_by and time.monotonic() < deadline:
         time.sleep(0.01)
     assert closed_by and closed_by[0] is not threading.current_thread()
+
+
+def test_only_files_of_the_hold_size_or_more_are_held(tmp_path, monkeypatch):
+    monkeypatch.setattr(background, "HOLD_FROM_SIZE", 100)
+    (tmp_path / "small").write_bytes(b"x" * 99)
+    (tmp_path / "large").write_bytes(b"x" * 100)
+
+    assert background.hold(tmp_path / "small") is None
+    held = background.hold(tmp_path / "large")
+    assert held is not None and held.folder == str(tmp_path)
+    os.close(held.descriptor)
+
+
+def closed(descriptor):
+    try:
+        os.fstat(descriptor)
+    except OSError:
+        return True
+    return False
+
+
+def test_releases_within_a_request_wait_for_its_end(tmp_path):
+    path = tmp_path / "big"
+    path.write_bytes(b"blocks")
+    held = background.hold(path)
+    os.unlink(path)
+
+    background.defer_releases()
+    try:
+        background.release_later(held)
+        time.sleep(0.2)
+        assert not closed(held.descriptor)
+    finally:
+        background.release_deferred()
+
+    deadline = time.monotonic() + 10
+    while not closed(held.descriptor) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert closed(held.descriptor)
+
+
+def test_a_push_frees_the_blob_it_replaced_after_its_own_writes(
+    app, client, monkeypatch
+):
+    """The repository's link to the blob, written after the blob, comes first."""
+    storage = app.extensions["registry_storage"]
+    data = b"layer bytes"
+    assert monolithic_push(client, data, "a").status_code == 201
+    link = storage._record_path("b", BLOBS, compute_digest(data))
+    link_there = []
+
+    def release(released):
+        link_there.append(os.path.exists(link))
+        for held in released:
+            os.close(held.descriptor)
+
+    monkeypatch.setattr(background, "_release", release)
+
+    assert monolithic_push(client, data, "b").status_code == 201
+
+    deadline = time.monotonic() + 10
+    while not link_there and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert link_there == [True]
+
+
+def test_a_release_commits_the_freed_blocks_through_the_folder(tmp_path, monkeypatch):
+    path = tmp_path / "big"
+    path.write_bytes(b"blocks")
+    held = background.hold(path)
+    os.unlink(path)
+    os.utime(tmp_path, (0, 0))
+    events = []
+    real_close, real_fsync = os.close, os.fsync
+
+    def close(descriptor):
+        events.append(("close", descriptor))
+        real_close(descriptor)
+
+    def fsync(descriptor):
+        events.append(("fsync", os.fstat(descriptor).st_ino))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "close", close)
+    monkeypatch.setattr(os, "fsync", fsync)
+
+    background._release([held])
+
+    # The file is closed first; then its folder, changed, is synced.
+    assert events[:2] == [
+        ("close", held.descriptor),
+        ("fsync", os.stat(tmp_path).st_ino),
+    ]
+    assert os.stat(tmp_path).st_mtime > 0
+
+
+def test_a_release_whose_folder_is_gone_only_closes(tmp_path):
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    (folder / "data").write_bytes(b"half a layer")
+    held = background.hold(folder / "data")
+    (folder / "data").unlink()
+    folder.rmdir()
+
+    background._release([held])
+
+    assert closed(held.descriptor)

@@ -7,17 +7,26 @@ requests would otherwise pay twice a request.
 Large files are let go of here too. Removing the last name of a file that
 nothing holds open frees its blocks there and then, and on a file system
 mounted with ``discard`` that means telling the disk about every extent: tens
-of milliseconds for a few hundred MiB, spent by whoever removed the name. A
-file held open while its name goes keeps its blocks until it is closed, and
-the closing is done by a background thread, after the answer has gone.
+of milliseconds for a few hundred MiB, spent by the next fsync on that file
+system, whoever makes it. A file held open while its name goes keeps its
+blocks until it is closed. The closing is done by a background thread once
+the request that let go of the file has ended (within a request, the
+releases wait for its end: its own fsyncs come first), and the thread then
+makes the file system commit the freeing itself, so that no request's fsync
+pays for it.
 """
 
 import os
 import queue
+import stat
 import threading
+from dataclasses import dataclass
 
 # Threads kept waiting for work; more than that many idle ones end.
 IDLE_RUNNERS_KEPT = 16
+# Smaller files are removed the usual way: the disk forgets their few extents
+# at next to no cost, less than holding them would.
+HOLD_FROM_SIZE = 1024 * 1024
 
 _IDLE_RUNNERS = queue.SimpleQueue()
 
@@ -50,21 +59,85 @@ def _forget_runners():
 os.register_at_fork(after_in_child=_forget_runners)
 
 
+@dataclass(frozen=True)
+class Held:
+    """An open descriptor keeping a removed file's blocks, and where it was."""
+
+    descriptor: int
+    folder: str
+
+
 def hold(path):
     """Open the file at ``path`` (not following a link) to keep its blocks.
 
-    Returns the descriptor, for ``release_later``, or None when there is
-    nothing there to hold (or it cannot be opened: it is then removed the
-    usual way).
+    Returns a Held, for ``release_later``, or None when there is no file of
+    HOLD_FROM_SIZE bytes or more there to hold (or it cannot be opened): it
+    is then removed the usual way.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        return os.open(path, flags)
+        status = os.lstat(path)
     except OSError:
         return None
+    if not stat.S_ISREG(status.st_mode) or status.st_size < HOLD_FROM_SIZE:
+        return None
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags)
+    except OSError:
+        return None
+    return Held(descriptor, os.path.dirname(path))
 
 
-def release_later(descriptor):
-    """Close a descriptor from ``hold`` in a background thread."""
-    if descriptor is not None:
-        run_in_thread(lambda: os.close(descriptor))
+_REQUEST = threading.local()
+
+
+def defer_releases():
+    """From now on in this thread, hold releases until ``release_deferred``."""
+    _REQUEST.deferred = []
+
+
+def release_deferred():
+    """Release in the background what was held back since ``defer_releases``."""
+    deferred = getattr(_REQUEST, "deferred", None)
+    _REQUEST.deferred = None
+    if deferred:
+        run_in_thread(lambda: _release(deferred))
+
+
+def release_deferred_after(_error=None):
+    """``release_deferred``, as a Flask teardown function (given the error)."""
+    release_deferred()
+
+
+def release_later(held):
+    """Close a Held in a background thread, once the current request has ended."""
+    if held is None:
+        return
+    deferred = getattr(_REQUEST, "deferred", None)
+    if deferred is not None:
+        deferred.append(held)
+    else:
+        run_in_thread(lambda: _release([held]))
+
+
+def _release(released):
+    """Close each descriptor, then have the freed blocks committed now.
+
+    A change to the folder each file was in joins the transaction that holds
+    the freeing, and its fsync commits that transaction (and tells the disk
+    of the freed extents) here rather than in the next request's fsync.
+    """
+    for held in released:
+        os.close(held.descriptor)
+    for folder in {held.folder for held in released}:
+        try:
+            os.utime(folder)
+            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue  # the folder is gone: whoever removed it committed that
+        try:
+            os.fsync(descriptor)
+        except OSError:
+            pass  # only a head start: the next commit frees the blocks anyway
+        finally:
+            os.close(descriptor)
