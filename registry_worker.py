@@ -276,13 +276,21 @@ class RegistryWorker(ThreadWorker):
         conn.close()
 
     def on_client_socket_readable(self, conn, client):
-        """A kept-alive connection's next request begins: wait for its head."""
+        """A kept-alive connection's next request begins: gather its head.
+
+        The socket stays in the poller, now waiting for the rest of the head,
+        and what has arrived is read at once: most heads come whole, and then
+        the request goes to a thread without another turn of the poller.
+        """
         if not isinstance(conn, RegistryConnection):
             super().on_client_socket_readable(conn, client)
             return
-        self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self.wait_for_head(conn)
+        conn.timeout = conn.head_deadline = conn.next_deadline()
+        self.pending_conns.append(conn)
+        callback = partial(self.on_head_readable, conn)
+        self.poller.modify(client, selectors.EVENT_READ, callback)
+        self.on_head_readable(conn, client)
 
     def murder_pending(self):
         """Close connections whose head is late, answering 408 to those that began."""

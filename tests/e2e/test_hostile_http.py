@@ -169,6 +169,48 @@ def test_head_trickling_in_times_out_too(strict_server):
     assert (status, oci_code(headers, body)) == (408, "UNSUPPORTED")
 
 
+KEPT_ALIVE_HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def test_half_a_head_after_a_kept_alive_request_times_out_with_408(strict_server):
+    with connect(strict_server) as sock:
+        sock.sendall(KEPT_ALIVE_HEAD)
+        assert read_response(sock)[0] == 200
+        sock.sendall(HALF_A_HEAD)
+        status, headers, body = read_response(sock)
+
+    assert (status, oci_code(headers, body)) == (408, "UNSUPPORTED")
+
+
+def test_stalled_kept_alive_clients_do_not_block_others(patient_server):
+    with contextlib.ExitStack() as held:
+        stalled = []
+        for _ in range(STALLED_CONNECTIONS):
+            sock = held.enter_context(connect(patient_server))
+            sock.sendall(KEPT_ALIVE_HEAD)
+            assert read_response(sock)[0] == 200
+            sock.sendall(HALF_A_HEAD)
+            stalled.append(sock)
+
+        with patient_server.open("/healthz") as response:
+            status = response.status
+
+        assert status == 200
+        assert all(still_open(sock) for sock in stalled)
+
+
+@pytest.mark.parametrize("pause", [0, 0.2])
+def test_heads_on_a_kept_alive_connection_are_answered_in_turn(strict_server, pause):
+    """The next head whole at once, or in two pieces with a pause between."""
+    with connect(strict_server) as sock:
+        for _ in range(3):
+            sock.sendall(KEPT_ALIVE_HEAD[:20])
+            if pause:
+                assert not readable(sock, pause)
+            sock.sendall(KEPT_ALIVE_HEAD[20:])
+            assert read_response(sock)[0] == 200
+
+
 def test_stalled_body_fails_and_leaves_the_upload_as_it_was(
     strict_server, authorization
 ):
