@@ -60,6 +60,36 @@ def test_a_pipelined_request_stays_for_gunicorn(connection):
     assert unreader.take_buffered() == NEXT_REQUEST
 
 
+def test_a_body_left_unread_is_drained_whole_by_gunicorn(connection):
+    """A request refused before its body is read: the next request stays whole."""
+    server, client = connection
+    start, rest = BODY[:1000], BODY[1000:]
+    environ = gunicorn_environ(server, len(BODY), start)
+    socket_body(environ, len(BODY))  # made, never read
+    sender = send(client, rest + NEXT_REQUEST)
+    server.settimeout(5)  # a drain that waits for bytes never sent fails
+
+    body = environ["wsgi.input"].stream
+    while body.read(64 * 1024):
+        pass
+    sender.join()
+
+    assert body.reader.unreader.take_buffered() + client_leftover(server) == (
+        NEXT_REQUEST
+    )
+
+
+def client_leftover(server):
+    """What is left on the server's socket right now, without waiting."""
+    server.setblocking(False)
+    try:
+        return server.recv(1024 * 1024)
+    except BlockingIOError:
+        return b""
+    finally:
+        server.setblocking(True)
+
+
 def test_read_returns_bytes_up_to_the_body_end(connection):
     server, client = connection
     environ = gunicorn_environ(server, 10)

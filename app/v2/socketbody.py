@@ -146,10 +146,18 @@ class SocketBody:
         self.connection = connection
         self.body = body
         self.counter = counter if hasattr(counter, "count") else None
-        ahead = body.reader.unreader.take_buffered()
-        if len(ahead) > length:  # the start of a pipelined request: give it back
-            body.reader.unreader.unread(ahead[length:])
-        self.ahead = memoryview(ahead[:length])
+        # What gunicorn's parser read past the head, taken on the first read:
+        # a request refused before its body is read leaves it to gunicorn,
+        # which then drains the body whole and finds the next request.
+        self.ahead = None
+
+    def take_ahead(self):
+        """Take the body's start from gunicorn's buffer, leaving what follows it."""
+        unreader = self.body.reader.unreader
+        ahead = unreader.take_buffered()
+        if len(ahead) > self.remaining:  # a pipelined request: give it back
+            unreader.unread(ahead[self.remaining :])
+        self.ahead = memoryview(ahead[: self.remaining])
 
     def read(self, size=-1):
         """Return up to ``size`` bytes; raise SizeInvalid if the body ends early."""
@@ -162,6 +170,8 @@ class SocketBody:
         """Fill ``buffer`` from the body; return how many bytes it got (0: done)."""
         view = memoryview(buffer).cast("B")[: self.remaining]
         filled = 0
+        if self.ahead is None:
+            self.take_ahead()
         with closing_on_failure(self.body):
             if self.ahead:
                 filled = min(len(view), len(self.ahead))

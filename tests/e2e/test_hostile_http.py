@@ -432,10 +432,14 @@ def client_hello():
     return outgoing.read()
 
 
-def test_a_tls_hello_on_the_plain_port_is_refused_at_once(patient_server):
+@pytest.mark.parametrize("kept_alive", [False, True], ids=["new", "kept-alive"])
+def test_a_tls_hello_on_the_plain_port_is_refused_at_once(patient_server, kept_alive):
     """docker tries TLS first on a registry it may reach either way: the plain
     port must refuse that now, not when the header timeout (here 60 s) is over."""
     with connect(patient_server) as sock:
+        if kept_alive:
+            sock.sendall(KEPT_ALIVE_HEAD)
+            assert read_response(sock)[0] == 200
         sock.sendall(client_hello())
         assert readable(sock, CLIENT_TIMEOUT / 3)
         status, headers, body = read_response(sock)

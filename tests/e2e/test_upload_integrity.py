@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import threading
+import uuid
 from urllib.parse import urlencode
 
 import pytest
@@ -255,3 +256,57 @@ def test_request_pipelined_behind_a_blob_is_answered(registry_server, authorizat
             answers.append((response.status, response.getheader("Content-Length")))
 
     assert answers == [(201, "0"), (200, str(len(blob)))]
+
+
+# A PATCH or PUT refused before its body is read: gunicorn drains the body,
+# and the next request on the kept-alive connection is read whole.
+REFUSED_BODIES = {
+    "chunk sent again": ("PATCH", 0, 416, "BLOB_UPLOAD_INVALID"),
+    "chunk past the end": ("PATCH", 20, 416, "BLOB_UPLOAD_INVALID"),
+    "upload unknown": ("PATCH", None, 404, "BLOB_UPLOAD_UNKNOWN"),
+    "closing PUT of an unknown upload": ("PUT", None, 404, "BLOB_UPLOAD_UNKNOWN"),
+}
+
+
+@pytest.mark.parametrize("method,start,status,code", REFUSED_BODIES.values(),
+                         ids=REFUSED_BODIES)  # fmt: skip
+@pytest.mark.parametrize("size", [3, 10, 5000])
+def test_a_body_refused_unread_leaves_the_connection_in_step(
+    registry_server, authorization, method, start, status, code, size
+):
+    connection = http.client.HTTPConnection("127.0.0.1", registry_server.port, 60)
+    octets = {**authorization, "Content-Type": "application/octet-stream"}
+
+    def call(method, path, body=b"", headers=octets):
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+
+    uploads = f"/v2/{NAME}/blobs/uploads/"
+    try:
+        connection.request("POST", uploads, headers=authorization)
+        started = connection.getresponse()
+        started.read()
+        location = started.getheader("Location")
+        assert (
+            call("PATCH", location, b"x" * 10, {**octets, "Content-Range": "0-9"})[0]
+            == 202
+        )
+        headers = dict(octets)
+        if start is None:
+            location = f"{uploads}{uuid.uuid4()}"
+        else:
+            headers["Content-Range"] = f"{start}-{start + size - 1}"
+        if method == "PUT":
+            location += f"?digest={digest_of(b'y' * size, 'sha256')}"
+
+        refused = call(method, location, b"y" * size, headers)
+        following = call("GET", f"{uploads}{uuid.uuid4()}", headers=authorization)
+    finally:
+        connection.close()
+
+    assert (refused[0], error_code(json.loads(refused[1]))) == (status, code)
+    assert (following[0], error_code(json.loads(following[1]))) == (
+        404,
+        "BLOB_UPLOAD_UNKNOWN",
+    )
