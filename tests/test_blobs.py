@@ -1,7 +1,9 @@
 """Pulling blobs: whole, by range, only from a repository that holds them."""
 
 import pytest
+from werkzeug.datastructures import Range
 
+from app.v2 import blobs
 from tests.conftest import bearer, seed_image, sha256
 
 EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -85,6 +87,22 @@ def test_unsatisfiable_range_answers_416(client, image, headers, method, byte_ra
     assert response.mimetype == "application/json"
     if method == "GET":
         assert response.json["errors"][0]["code"] == "SIZE_INVALID"
+
+
+@pytest.mark.parametrize("werkzeug_reads", ["0-", "nothing"])
+def test_an_empty_suffix_is_416_however_werkzeug_reads_it(
+    client, image, headers, monkeypatch, werkzeug_reads
+):
+    """werkzeug 3.1.8 reads "bytes=-0" as the whole blob, 3.1.9 as no range."""
+    parsed = Range("bytes", [(0, None)]) if werkzeug_reads == "0-" else None
+    monkeypatch.setattr(blobs, "parse_range_header", lambda header: parsed)
+
+    response = client.get(
+        blob_url(sha256(LAYER)), headers={**headers, "Range": "bytes=-0"}
+    )
+
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == "bytes */20"
 
 
 @pytest.mark.parametrize("byte_range", ["bytes=-1", "bytes=-5", "bytes=0-0"])

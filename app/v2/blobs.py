@@ -1,5 +1,7 @@
 """``GET``/``HEAD /v2/<name>/blobs/<digest>``: blob downloads, whole or by range."""
 
+import re
+
 from flask import Blueprint, Response, request
 from werkzeug.http import parse_range_header
 from werkzeug.wsgi import wrap_file
@@ -11,6 +13,9 @@ from app.events import record_event
 from app.reference import parse_digest, validate_name
 
 blueprint = Blueprint("blobs", __name__)
+
+# A Range of one suffix of zero bytes: "bytes=-0", in any case, with white space.
+EMPTY_SUFFIX = re.compile(r"\s*bytes\s*=\s*-\s*0+\s*", re.IGNORECASE)
 
 BLOB_MEDIA_TYPE = "application/octet-stream"
 BLOCK_SIZE = 1024 * 1024
@@ -89,26 +94,23 @@ def requested_range(size):
     zero bytes (``bytes=-0``), is refused (416).
     """
     header = request.headers.get("Range")
-    parsed = parse_range_header(header)
-    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
-        return None
-    [(start, stop)] = parsed.ranges
-    if start < 0 and stop is None and size:
-        # The last bytes; a suffix longer than the blob is the whole blob.
-        return max(size + start, 0), size
-    # werkzeug reads the suffix "-0", no bytes at all, as "0-", the whole blob.
-    empty_suffix = start == 0 and is_suffix(header)
+    # The suffix "-0" asks for no bytes at all; werkzeug reads it as the whole
+    # blob ("0-") or as no valid range, depending on its version.
+    empty_suffix = header is not None and EMPTY_SUFFIX.fullmatch(header)
+    parsed = None if empty_suffix else parse_range_header(header)
+    if not empty_suffix:
+        if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+            return None
+        [(start, stop)] = parsed.ranges
+        if start < 0 and stop is None and size:
+            # The last bytes; a suffix longer than the blob is the whole blob.
+            return max(size + start, 0), size
     bounds = None if empty_suffix else parsed.range_for_length(size)
     if bounds is None:
         raise RangeNotSatisfiable(
             detail={"size": size}, headers={"Content-Range": f"bytes */{size}"}
         )
     return bounds
-
-
-def is_suffix(header):
-    """Tell whether a single-range header asks for the last bytes (``bytes=-N``)."""
-    return header.partition("=")[2].lstrip().startswith("-")
 
 
 def stops_at_content_length(environ):
