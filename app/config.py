@@ -68,6 +68,18 @@ DEFAULTS = {
 }
 
 
+# Counts and durations that mean nothing at zero or below.
+POSITIVE_SETTINGS = frozenset({
+    "REGISTRY_TOKEN_EXPIRY",
+    "REGISTRY_REFRESH_TOKEN_EXPIRY",
+    "REGISTRY_LOGIN_FAILURE_WINDOW",
+    "REGISTRY_UPLOAD_EXPIRY",
+    "REGISTRY_PAGE_SIZE",
+    "REGISTRY_MANIFEST_MAX_SIZE",
+    "REGISTRY_UI_SESSION_EXPIRY",
+})  # fmt: skip
+
+
 class ConfigurationError(ValueError):
     """A setting whose value the registry cannot use; the message names it."""
 
@@ -107,10 +119,14 @@ def convert(text, default, key):
         return [item.strip() for item in text.split(",") if item.strip()]
     if isinstance(default, int):
         try:
-            return int(text)
+            number = int(text)
         except ValueError:
             message = f"{key} must be a whole number, not {text!r}"
             raise ConfigurationError(message) from None
+        if key in POSITIVE_SETTINGS and number <= 0:
+            message = f"{key} must be a whole number above 0, not {text!r}"
+            raise ConfigurationError(message)
+        return number
     return text
 
 
