@@ -241,12 +241,17 @@ class RegistryWorker(ThreadWorker):
         )  # fmt: skip
         self.wait_for_head(conn)
 
-    def wait_for_head(self, conn):
-        """Park ``conn`` in the poller until its head is in, or its time is up."""
+    def wait_for_head(self, conn, registered=False):
+        """Park ``conn`` in the poller until its head is in, or its time is up.
+
+        A socket ``registered`` already (a kept-alive one) has its callback
+        swapped in place.
+        """
         conn.timeout = conn.head_deadline = conn.next_deadline()
         self.pending_conns.append(conn)
         callback = partial(self.on_head_readable, conn)
-        self.poller.register(conn.sock, selectors.EVENT_READ, callback)
+        park = self.poller.modify if registered else self.poller.register
+        park(conn.sock, selectors.EVENT_READ, callback)
 
     def on_head_readable(self, conn, client):
         """Gather the head as it arrives; hand the connection on once it is in."""
@@ -286,10 +291,7 @@ class RegistryWorker(ThreadWorker):
             super().on_client_socket_readable(conn, client)
             return
         self.keepalived_conns.remove(conn)
-        conn.timeout = conn.head_deadline = conn.next_deadline()
-        self.pending_conns.append(conn)
-        callback = partial(self.on_head_readable, conn)
-        self.poller.modify(client, selectors.EVENT_READ, callback)
+        self.wait_for_head(conn, registered=True)
         self.on_head_readable(conn, client)
 
     def murder_pending(self):
