@@ -96,21 +96,26 @@ def requested_range(size):
     header = request.headers.get("Range")
     # The suffix "-0" asks for no bytes at all; werkzeug reads it as the whole
     # blob ("0-") or as no valid range, depending on its version.
-    empty_suffix = header is not None and EMPTY_SUFFIX.fullmatch(header)
-    parsed = None if empty_suffix else parse_range_header(header)
-    if not empty_suffix:
-        if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
-            return None
-        [(start, stop)] = parsed.ranges
-        if start < 0 and stop is None and size:
-            # The last bytes; a suffix longer than the blob is the whole blob.
-            return max(size + start, 0), size
-    bounds = None if empty_suffix else parsed.range_for_length(size)
+    if header is not None and EMPTY_SUFFIX.fullmatch(header):
+        raise unsatisfiable(size)
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return None
+    [(start, stop)] = parsed.ranges
+    if start < 0 and stop is None and size:
+        # The last bytes; a suffix longer than the blob is the whole blob.
+        return max(size + start, 0), size
+    bounds = parsed.range_for_length(size)
     if bounds is None:
-        raise RangeNotSatisfiable(
-            detail={"size": size}, headers={"Content-Range": f"bytes */{size}"}
-        )
+        raise unsatisfiable(size)
     return bounds
+
+
+def unsatisfiable(size):
+    """The 416 for a Range no byte of a blob of ``size`` bytes satisfies."""
+    return RangeNotSatisfiable(
+        detail={"size": size}, headers={"Content-Range": f"bytes */{size}"}
+    )
 
 
 def stops_at_content_length(environ):
