@@ -44,7 +44,7 @@ def create_app(test_config=None):
     app.extensions["registry_storage"] = open_storage(app.config)
     # Files a request lets go of are freed once it has ended.
     app.before_request(background.defer_releases)
-    app.teardown_request(background.release_deferred_after)
+    app.teardown_request(background.release_deferred)
     app.url_map.merge_slashes = False
     auth.init_app(app)
     v2.init_app(app)

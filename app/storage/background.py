@@ -96,17 +96,15 @@ def defer_releases():
     _REQUEST.deferred = []
 
 
-def release_deferred():
-    """Release in the background what was held back since ``defer_releases``."""
+def release_deferred(_error=None):
+    """Release in the background what was held back since ``defer_releases``.
+
+    It is a Flask teardown function too, which is given the request's error.
+    """
     deferred = getattr(_REQUEST, "deferred", None)
     _REQUEST.deferred = None
     if deferred:
         run_in_thread(lambda: _release(deferred))
-
-
-def release_deferred_after(_error=None):
-    """``release_deferred``, as a Flask teardown function (given the error)."""
-    release_deferred()
 
 
 def release_later(held):
