@@ -38,6 +38,9 @@ NEEDS = {
     "docker_push": {"docker"},
     "docker_pull": {"docker"},
 }
+# Figures counted in clock ticks (10 ms): a push of the tiny size may take less
+# CPU than one tick, so zero is a value these can have.
+MAY_BE_ZERO = {"push_cpu"}
 SERVERS_OF = {
     "blob_get_1": ("registry", "distribution", "nginx"),
     "blob_get_4": ("registry", "distribution", "nginx"),
@@ -78,7 +81,11 @@ def test_every_measured_value_is_a_positive_number(report):
     checked = list(expected_values(data))
     for row, server in checked:
         value = row[server]
-        assert isinstance(value, (int, float)) and value > 0, (row["key"], server)
+        assert isinstance(value, (int, float)), (row["key"], server)
+        assert value > 0 or (value == 0 and row["key"] in MAY_BE_ZERO), (
+            row["key"],
+            server,
+        )
     assert checked
 
 
