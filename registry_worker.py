@@ -3,7 +3,7 @@
 gunicorn's threaded worker reads each request's head in a pool thread from a
 blocking socket, so a client that sends half a request line and stalls holds
 that thread for good, and a few of them freeze the worker. ``RegistryWorker``
-changes three things and leaves the rest (keep-alive, ``--max-requests``,
+changes four things and leaves the rest (keep-alive, ``--max-requests``,
 graceful restarts, TLS, sendfile, the server hooks) to gunicorn:
 
 - a connection waits in the worker's poller, taking no thread, until the head
@@ -14,7 +14,11 @@ graceful restarts, TLS, sendfile, the server hooks) to gunicorn:
   on a kept-alive connection, from the request's first byte; late, it is
   answered 408 and the connection closed;
 - the body and the response get an idle timeout instead: a read or write that
-  makes no progress for that long fails, one that moves on may go on for hours.
+  makes no progress for that long fails, one that moves on may go on for hours;
+- on a kept-alive connection, a manifest or tag list read is answered by the
+  poller's thread itself, sparing the hand-off to a pool thread and back
+  (most of a small request's cost); the poller never waits to send, leaving
+  what a slow reader does not take to a pool thread.
 
 Bytes a response sends with sendfile(2) (blob downloads) are counted for the
 access log, as gunicorn counts those it writes itself.
@@ -38,6 +42,7 @@ import json
 import os
 import re
 import selectors
+import socket
 import ssl
 import time
 from functools import partial
@@ -64,6 +69,20 @@ HEAD_ENDS = (b"\r\n\r\n", b"\n\n")
 # ClientHello on the plain port, as docker sends first to a registry it may
 # reach either way) is answered now, not once the header timeout is over.
 NOT_HTTP = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+# Requests a kept-alive connection has answered by the poller's own thread,
+# without the two hand-offs to a pool thread and back: the reads clients make
+# most (manifests and tag lists), when they carry no body and nothing that
+# would make the server wait for the client (a 100-continue, an upgrade).
+INLINE_REQUEST = re.compile(
+    rb"(?:GET|HEAD) /v2/[^ ]+/(?:manifests/[^ /?]+|tags/list(?:\?[^ ]*)?)"
+    rb" HTTP/1\.1\r\n"
+)
+NOT_INLINE_FIELD = re.compile(
+    rb"\r\n(?:content-length|transfer-encoding|expect|upgrade|http2-settings)"
+    rb"[ \t]*:",
+    re.IGNORECASE,
+)
 
 # Errors in how a body's length is framed: the OCI code for a body whose length
 # does not hold is SIZE_INVALID.
@@ -271,7 +290,37 @@ class RegistryWorker(ThreadWorker):
         except OSError:
             complete = True  # the thread meets the error and closes
         if complete:
-            self.on_pending_socket_readable(conn, client)
+            if answerable_inline(conn):
+                self.answer_inline(conn, client)
+            else:
+                self.on_pending_socket_readable(conn, client)
+
+    def answer_inline(self, conn, client):
+        """Serve a kept-alive connection's request in this thread, the poller's.
+
+        The answer is sent as far as the socket takes it at once; whatever is
+        left goes to a pool thread, which sends it under the body timeout
+        before the connection returns to the poller. A client that does not
+        read its answers holds a pool thread, as any slow client does, and
+        never the poller.
+        """
+        self.poller.unregister(client)
+        self.pending_conns.remove(conn)
+        conn.data_ready = True
+        sock = conn.sock
+        sock.setblocking(False)
+        sender = conn.sock = NonBlockingSender(sock)
+        try:
+            result = self.handle(conn)
+        finally:
+            conn.sock = sock
+        if not sender.unsent:
+            self.finish_request(conn, Finished(result))
+            return
+        future = self.tpool.submit(sender.send_rest, self.body_timeout, result)
+        future.add_done_callback(
+            lambda done: self.method_queue.defer(self.finish_request, conn, done)
+        )
 
     def close_pending(self, conn, client):
         """Close a connection that is waiting for its head."""
@@ -354,6 +403,87 @@ class RegistryWorker(ThreadWorker):
 
 
 ZERO_TIME = datetime.timedelta(0)
+
+
+def answerable_inline(conn):
+    """Tell whether the head ``conn`` holds is one the poller answers itself.
+
+    Only a kept-alive plain HTTP/1.1 connection qualifies (its parser and
+    socket are set up already), with a whole head that matches
+    INLINE_REQUEST and has no field NOT_INLINE_FIELD names.
+    """
+    if not conn.initialized or conn.is_http2 or type(conn.sock) is not socket.socket:
+        return False
+    end = conn.head.find(b"\r\n\r\n")
+    if end < 0 or not INLINE_REQUEST.match(conn.head):
+        return False
+    return NOT_INLINE_FIELD.search(conn.head, 0, end + 2) is None
+
+
+class NonBlockingSender:
+    """Stands in for a socket while the poller's thread answers on it.
+
+    Every send takes what the socket takes without waiting and keeps the
+    rest, in order, for ``send_rest``. The timeouts the request's handling
+    sets are kept here, not on the socket, which stays non-blocking. Anything
+    else is the socket's own.
+    """
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.unsent = []
+        self.timeout = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self.sock, name)
+
+    def gettimeout(self):
+        return self.timeout
+
+    def settimeout(self, timeout):
+        self.timeout = timeout
+
+    def setblocking(self, flag):
+        self.timeout = None if flag else 0.0
+
+    def sendall(self, data):
+        view = memoryview(data).cast("B")
+        if not self.unsent:
+            with contextlib.suppress(BlockingIOError):
+                while view:
+                    view = view[self.sock.send(view) :]
+        if view:
+            self.unsent.append(bytes(view))
+
+    def send(self, data):
+        self.sendall(data)
+        return len(data)
+
+    def sendfile(self, file, offset=0, count=None):
+        # The requests answered inline send bytes from memory; should a file
+        # come, it is sent as bytes too.
+        file.seek(offset)
+        self.sendall(file.read(count))
+
+    def send_rest(self, timeout, result):
+        """Send what the socket did not take, waiting as any request waits."""
+        self.sock.settimeout(timeout)
+        for data in self.unsent:
+            self.sock.sendall(data)
+        return result
+
+
+class Finished:
+    """The outcome of a request served without a pool thread, as a future has it."""
+
+    def __init__(self, result):
+        self.value = result
+
+    def cancelled(self):
+        return False
+
+    def result(self):
+        return self.value
 
 
 class SendfileCountingResponse(wsgi.Response):

@@ -1,6 +1,8 @@
 """The gunicorn settings the registry ships, and the worker's own small parts."""
 
 import runpy
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,88 @@ def test_timeout_from_the_environment_or_its_default(monkeypatch):
 )
 def test_refused_request_gets_its_oci_code(error, status, code):
     assert registry_worker.error_code(status, error) == code
+
+
+class Kept:
+    """What answerable_inline looks at of a connection."""
+
+    def __init__(self, head, sock, initialized=True, is_http2=False):
+        self.head = head
+        self.sock = sock
+        self.initialized = initialized
+        self.is_http2 = is_http2
+
+
+MANIFEST_READ = b"GET /v2/a/b/manifests/v1 HTTP/1.1\r\nHost: x\r\n"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        MANIFEST_READ + b"\r\n",
+        b"HEAD /v2/a/manifests/sha256:" + b"0" * 64 + b" HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/tags/list HTTP/1.1\r\nAccept: */*\r\n\r\n",
+        b"GET /v2/a/tags/list?n=5&last=x HTTP/1.1\r\n\r\n",
+        # Only the head's fields count, not what is pipelined after it.
+        MANIFEST_READ + b"\r\nPUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 2",
+    ],
+)
+def test_reads_of_a_kept_alive_connection_are_answered_inline(head):
+    with socket.socket() as sock:
+        assert registry_worker.answerable_inline(Kept(head, sock))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        MANIFEST_READ,  # not whole yet
+        b"PUT /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"DELETE /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/blobs/sha256:00 HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/manifests/v1/x HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/manifests/v1?x=1 HTTP/1.1\r\n\r\n",
+        b"GET /v2/_catalog HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.0\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\n\n",
+        MANIFEST_READ + b"Content-Length: 3\r\n\r\n",
+        MANIFEST_READ + b"transfer-encoding : chunked\r\n\r\n",
+        MANIFEST_READ + b"Expect: 100-continue\r\n\r\n",
+        MANIFEST_READ + b"Upgrade: h2c\r\n\r\n",
+    ],
+)
+def test_other_requests_go_to_a_thread(head):
+    with socket.socket() as sock:
+        assert not registry_worker.answerable_inline(Kept(head, sock))
+
+
+def test_new_and_tls_connections_go_to_a_thread():
+    head = MANIFEST_READ + b"\r\n"
+    with socket.socket() as sock:
+        assert not registry_worker.answerable_inline(Kept(head, sock, False))
+        assert not registry_worker.answerable_inline(Kept(head, sock, True, True))
+    assert not registry_worker.answerable_inline(Kept(head, object()))
+
+
+def test_sender_keeps_what_the_socket_does_not_take_and_sends_it_in_order():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ours.setblocking(False)
+        sender = registry_worker.NonBlockingSender(ours)
+        sender.settimeout(30)  # kept, not applied: the socket never waits
+        parts = [bytes([number]) * 200_000 for number in range(1, 4)]
+        for part in parts:
+            sender.sendall(part)
+
+        assert ours.gettimeout() == 0.0
+        assert sender.gettimeout() == 30
+        assert sender.unsent  # far more than the buffers hold
+        taken = sum(map(len, parts)) - sum(map(len, sender.unsent))
+        received = []
+        sending = threading.Thread(target=sender.send_rest, args=(30, True))
+        sending.start()
+        while sum(map(len, received)) < sum(map(len, parts)):
+            received.append(theirs.recv(1 << 20))
+        sending.join()
+        assert b"".join(received) == b"".join(parts)
+        assert taken > 0
