@@ -10,14 +10,14 @@ other client of the worker waits on.
 import hashlib
 import http.client
 import json
-import os
 import socket
 import time
 from urllib.parse import urlencode
 
 import pytest
 
-from tests.e2e.conftest import Server, free_port, serving
+from tests.e2e.conftest import serving
+from tests.e2e.test_hostile_http import start_server
 
 NAME = "inline/app"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -39,14 +39,7 @@ VARYING = {"date"}
 def server(tmp_path_factory):
     """A registry of one worker, so that every connection shares its poller."""
     tmp = tmp_path_factory.mktemp("inline")
-    env = {
-        **os.environ,
-        "REGISTRY_STORAGE_ROOT": str(tmp / "storage"),
-        "REGISTRY_SIGNING_KEY_FILE": str(tmp / "signing.key"),
-        "REGISTRY_ANONYMOUS_PUSH": "true",
-        "REGISTRY_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    }
-    server = Server(free_port(), tmp / "storage", env, log=tmp / "gunicorn.log")
+    server = start_server(tmp, REGISTRY_BODY_TIMEOUT=str(BODY_TIMEOUT))
     with serving(server, tmp, "--bind", server.host, "--workers", "1"):
         yield server
 
