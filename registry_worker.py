@@ -75,9 +75,15 @@ NOT_HTTP = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # most (manifests and tag lists), when they carry no body and nothing that
 # would make the server wait for the client (a 100-continue, an upgrade).
 INLINE_REQUEST = re.compile(
-    rb"(?:GET|HEAD) /v2/[^ ]+/(?:manifests/[^ /?]+|tags/list(?:\?[^ ]*)?)"
+    rb"(?:GET|HEAD) (/v2/[^ ]+/(?:manifests/[^ /?]+|tags/list))(?:\?[^ ]*)?"
     rb" HTTP/1\.1\r\n"
 )
+# A path whose answer took the poller's thread this much CPU time (a tag list
+# of many thousands, a manifest of megabytes) is answered by a pool thread
+# from then on: the poller's time is every other connection's wait. The
+# worker remembers this many such paths, the latest.
+SLOW_INLINE_SECONDS = 0.002
+SLOW_PATHS_KEPT = 1024
 NOT_INLINE_FIELD = re.compile(
     rb"\r\n(?:content-length|transfer-encoding|expect|upgrade|http2-settings)"
     rb"[ \t]*:",
@@ -245,6 +251,7 @@ class RegistryWorker(ThreadWorker):
         self.body_timeout = timeout_from_environment(
             BODY_TIMEOUT_VARIABLE, DEFAULT_BODY_TIMEOUT
         )
+        self.slow_paths = {}  # in the order they were found slow
         super().init_process()
 
     def accept(self, listener):
@@ -290,19 +297,21 @@ class RegistryWorker(ThreadWorker):
         except OSError:
             complete = True  # the thread meets the error and closes
         if complete:
-            if answerable_inline(conn):
-                self.answer_inline(conn, client)
+            path = inline_path(conn)
+            if path is not None and path not in self.slow_paths:
+                self.answer_inline(conn, client, path)
             else:
                 self.on_pending_socket_readable(conn, client)
 
-    def answer_inline(self, conn, client):
+    def answer_inline(self, conn, client, path):
         """Serve a kept-alive connection's request in this thread, the poller's.
 
         The answer is sent as far as the socket takes it at once; whatever is
         left goes to a pool thread, which sends it under the body timeout
         before the connection returns to the poller. A client that does not
         read its answers holds a pool thread, as any slow client does, and
-        never the poller.
+        never the poller. A ``path`` whose answer took the poller long goes to
+        pool threads from then on.
         """
         self.poller.unregister(client)
         self.pending_conns.remove(conn)
@@ -310,10 +319,13 @@ class RegistryWorker(ThreadWorker):
         sock = conn.sock
         sock.setblocking(False)
         sender = conn.sock = NonBlockingSender(sock)
+        started = time.thread_time()
         try:
             result = self.handle(conn)
         finally:
             conn.sock = sock
+        if time.thread_time() - started > SLOW_INLINE_SECONDS:
+            self.remember_slow(path)
         if not sender.unsent:
             self.finish_request(conn, Finished(result))
             return
@@ -321,6 +333,12 @@ class RegistryWorker(ThreadWorker):
         future.add_done_callback(
             lambda done: self.method_queue.defer(self.finish_request, conn, done)
         )
+
+    def remember_slow(self, path):
+        """Have pool threads answer ``path`` from now on; forget the oldest."""
+        self.slow_paths[path] = None
+        if len(self.slow_paths) > SLOW_PATHS_KEPT:
+            del self.slow_paths[next(iter(self.slow_paths))]
 
     def close_pending(self, conn, client):
         """Close a connection that is waiting for its head."""
@@ -405,19 +423,20 @@ class RegistryWorker(ThreadWorker):
 ZERO_TIME = datetime.timedelta(0)
 
 
-def answerable_inline(conn):
-    """Tell whether the head ``conn`` holds is one the poller answers itself.
+def inline_path(conn):
+    """Return the path of the request ``conn`` holds if the poller may answer it.
 
     Only a kept-alive plain HTTP/1.1 connection qualifies (its parser and
     socket are set up already), with a whole head that matches
-    INLINE_REQUEST and has no field NOT_INLINE_FIELD names.
+    INLINE_REQUEST and has no field NOT_INLINE_FIELD names. Else None.
     """
     if not conn.initialized or conn.is_http2 or type(conn.sock) is not socket.socket:
-        return False
+        return None
     end = conn.head.find(b"\r\n\r\n")
-    if end < 0 or not INLINE_REQUEST.match(conn.head):
-        return False
-    return NOT_INLINE_FIELD.search(conn.head, 0, end + 2) is None
+    found = INLINE_REQUEST.match(conn.head) if end >= 0 else None
+    if found is None or NOT_INLINE_FIELD.search(conn.head, 0, end + 2):
+        return None
+    return found[1]
 
 
 class NonBlockingSender:

@@ -1,8 +1,11 @@
 """The gunicorn settings the registry ships, and the worker's own small parts."""
 
+import collections
 import runpy
+import selectors
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -66,32 +69,43 @@ def test_refused_request_gets_its_oci_code(error, status, code):
 
 
 class Kept:
-    """What answerable_inline looks at of a connection."""
+    """What the worker looks at of a kept-alive connection whose head is in."""
 
     def __init__(self, head, sock, initialized=True, is_http2=False):
         self.head = head
         self.sock = sock
         self.initialized = initialized
         self.is_http2 = is_http2
+        self.data_ready = False
+
+    def receive_head(self):
+        return True
 
 
 MANIFEST_READ = b"GET /v2/a/b/manifests/v1 HTTP/1.1\r\nHost: x\r\n"
 
 
 @pytest.mark.parametrize(
-    "head",
+    "head,path",
     [
-        MANIFEST_READ + b"\r\n",
-        b"HEAD /v2/a/manifests/sha256:" + b"0" * 64 + b" HTTP/1.1\r\n\r\n",
-        b"GET /v2/a/tags/list HTTP/1.1\r\nAccept: */*\r\n\r\n",
-        b"GET /v2/a/tags/list?n=5&last=x HTTP/1.1\r\n\r\n",
+        (MANIFEST_READ + b"\r\n", b"/v2/a/b/manifests/v1"),
+        (
+            b"HEAD /v2/a/manifests/sha256:" + b"0" * 64 + b" HTTP/1.1\r\n\r\n",
+            b"/v2/a/manifests/sha256:" + b"0" * 64,
+        ),
+        (b"GET /v2/a/tags/list HTTP/1.1\r\nAccept: */*\r\n\r\n", b"/v2/a/tags/list"),
+        (b"GET /v2/a/tags/list?n=5&last=x HTTP/1.1\r\n\r\n", b"/v2/a/tags/list"),
+        (b"GET /v2/a/manifests/v1?x=1 HTTP/1.1\r\n\r\n", b"/v2/a/manifests/v1"),
         # Only the head's fields count, not what is pipelined after it.
-        MANIFEST_READ + b"\r\nPUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 2",
+        (
+            MANIFEST_READ + b"\r\nPUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 2",
+            b"/v2/a/b/manifests/v1",
+        ),
     ],
 )
-def test_reads_of_a_kept_alive_connection_are_answered_inline(head):
+def test_reads_of_a_kept_alive_connection_are_answered_inline(head, path):
     with socket.socket() as sock:
-        assert registry_worker.answerable_inline(Kept(head, sock))
+        assert registry_worker.inline_path(Kept(head, sock)) == path
 
 
 @pytest.mark.parametrize(
@@ -102,7 +116,6 @@ def test_reads_of_a_kept_alive_connection_are_answered_inline(head):
         b"DELETE /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
         b"GET /v2/a/blobs/sha256:00 HTTP/1.1\r\n\r\n",
         b"GET /v2/a/manifests/v1/x HTTP/1.1\r\n\r\n",
-        b"GET /v2/a/manifests/v1?x=1 HTTP/1.1\r\n\r\n",
         b"GET /v2/_catalog HTTP/1.1\r\n\r\n",
         b"GET /v2/a/manifests/v1 HTTP/1.0\r\n\r\n",
         b"GET /v2/a/manifests/v1 HTTP/1.1\n\n",
@@ -114,15 +127,74 @@ def test_reads_of_a_kept_alive_connection_are_answered_inline(head):
 )
 def test_other_requests_go_to_a_thread(head):
     with socket.socket() as sock:
-        assert not registry_worker.answerable_inline(Kept(head, sock))
+        assert registry_worker.inline_path(Kept(head, sock)) is None
 
 
 def test_new_and_tls_connections_go_to_a_thread():
     head = MANIFEST_READ + b"\r\n"
     with socket.socket() as sock:
-        assert not registry_worker.answerable_inline(Kept(head, sock, False))
-        assert not registry_worker.answerable_inline(Kept(head, sock, True, True))
-    assert not registry_worker.answerable_inline(Kept(head, object()))
+        assert registry_worker.inline_path(Kept(head, sock, False)) is None
+        assert registry_worker.inline_path(Kept(head, sock, True, True)) is None
+    assert registry_worker.inline_path(Kept(head, object())) is None
+
+
+class PollerOnly(registry_worker.RegistryWorker):
+    """The worker's poller side alone; ``handle`` spends ``cost`` CPU seconds."""
+
+    def __init__(self):
+        self.poller = selectors.DefaultSelector()
+        self.pending_conns = collections.deque()
+        self.slow_paths = {}
+        self.cost = 0.0
+        self.inline, self.to_threads, self.finished = [], [], []
+
+    def handle(self, conn):
+        self.inline.append(conn.head)
+        started = time.thread_time()
+        while time.thread_time() - started < self.cost:
+            pass
+        return True
+
+    def finish_request(self, conn, future):
+        self.finished.append(future.result())
+
+    def on_pending_socket_readable(self, conn, client):
+        self.poller.unregister(client)
+        self.pending_conns.remove(conn)
+        self.to_threads.append(conn.head)
+
+    def read(self, head):
+        """Have the poller find ``head`` whole on a kept-alive connection."""
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            conn = Kept(head, ours)
+            self.pending_conns.append(conn)
+            self.poller.register(ours, selectors.EVENT_READ)
+            self.on_head_readable(conn, ours)
+
+
+def test_a_path_slow_to_answer_goes_to_threads_from_then_on(monkeypatch):
+    monkeypatch.setattr(registry_worker, "SLOW_PATHS_KEPT", 2)
+    worker = PollerOnly()
+    slow = b"GET /v2/slow/tags/list HTTP/1.1\r\n\r\n"
+    cheap = b"GET /v2/cheap/tags/list HTTP/1.1\r\n\r\n"
+    worker.read(cheap)
+    worker.cost = 3 * registry_worker.SLOW_INLINE_SECONDS
+    worker.read(slow)
+    worker.cost = 0.0
+    worker.read(slow.replace(b"list", b"list?n=1"))  # the query does not count
+    worker.read(cheap)
+    assert worker.inline == [cheap, slow, cheap]
+    assert worker.to_threads == [slow.replace(b"list", b"list?n=1")]
+    assert worker.finished == [True, True, True]
+
+    worker.cost = 3 * registry_worker.SLOW_INLINE_SECONDS
+    for name in (b"a", b"b"):  # two more slow paths: the first is forgotten
+        worker.read(cheap.replace(b"cheap", name))
+    worker.cost = 0.0
+    worker.read(slow)
+    assert worker.inline[-1] == slow
+    assert list(worker.slow_paths) == [b"/v2/a/tags/list", b"/v2/b/tags/list"]
 
 
 def test_sender_keeps_what_the_socket_does_not_take_and_sends_it_in_order():
