@@ -45,6 +45,7 @@ import selectors
 import socket
 import ssl
 import time
+import urllib.parse
 from functools import partial
 
 from gunicorn import http, util
@@ -75,15 +76,17 @@ NOT_HTTP = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # most (manifests and tag lists), when they carry no body and nothing that
 # would make the server wait for the client (a 100-continue, an upgrade).
 INLINE_REQUEST = re.compile(
-    rb"(?:GET|HEAD) (/v2/[^ ]+/(?:manifests/[^ /?]+|tags/list))(?:\?[^ ]*)?"
-    rb" HTTP/1\.1\r\n"
+    rb"(?:GET|HEAD) /v2/([^ ?#]+)/(?:(manifests)/[^ /?#]+|(tags)/list)"
+    rb"(?:[?#][^ ]*)? HTTP/1\.1\r\n"
 )
-# A path whose answer took the poller's thread this much CPU time (a tag list
-# of many thousands, a manifest of megabytes) is answered by a pool thread
-# from then on: the poller's time is every other connection's wait. The
-# worker remembers this many such paths, the latest.
+# A repository whose manifest or tag list took the poller's thread this much
+# CPU time to answer (a tag list of many thousands, a manifest of megabytes)
+# has those reads answered by pool threads from then on: the poller's time is
+# every other connection's wait. The repository counts, not the reference,
+# query or fragment, which a client may vary at will. The worker remembers
+# this many such reads, the latest.
 SLOW_INLINE_SECONDS = 0.002
-SLOW_PATHS_KEPT = 1024
+SLOW_READS_KEPT = 1024
 NOT_INLINE_FIELD = re.compile(
     rb"\r\n(?:content-length|transfer-encoding|expect|upgrade|http2-settings)"
     rb"[ \t]*:",
@@ -251,7 +254,7 @@ class RegistryWorker(ThreadWorker):
         self.body_timeout = timeout_from_environment(
             BODY_TIMEOUT_VARIABLE, DEFAULT_BODY_TIMEOUT
         )
-        self.slow_paths = {}  # in the order they were found slow
+        self.slow_reads = {}  # in the order they were found slow
         super().init_process()
 
     def accept(self, listener):
@@ -297,21 +300,21 @@ class RegistryWorker(ThreadWorker):
         except OSError:
             complete = True  # the thread meets the error and closes
         if complete:
-            path = inline_path(conn)
-            if path is not None and path not in self.slow_paths:
-                self.answer_inline(conn, client, path)
+            read = inline_read(conn)
+            if read is not None and read not in self.slow_reads:
+                self.answer_inline(conn, client, read)
             else:
                 self.on_pending_socket_readable(conn, client)
 
-    def answer_inline(self, conn, client, path):
+    def answer_inline(self, conn, client, read):
         """Serve a kept-alive connection's request in this thread, the poller's.
 
         The answer is sent as far as the socket takes it at once; whatever is
         left goes to a pool thread, which sends it under the body timeout
         before the connection returns to the poller. A client that does not
         read its answers holds a pool thread, as any slow client does, and
-        never the poller. A ``path`` whose answer took the poller long goes to
-        pool threads from then on.
+        never the poller. A ``read`` (see inline_read) whose answer took the
+        poller long goes to pool threads from then on.
         """
         self.poller.unregister(client)
         self.pending_conns.remove(conn)
@@ -325,20 +328,20 @@ class RegistryWorker(ThreadWorker):
         finally:
             conn.sock = sock
         if time.thread_time() - started > SLOW_INLINE_SECONDS:
-            self.remember_slow(path)
+            self.remember_slow(read)
         if not sender.unsent:
             self.finish_request(conn, Finished(result))
             return
-        future = self.tpool.submit(sender.send_rest, self.body_timeout, result)
+        future = self.tpool.submit(self.send_rest, sender, conn, result)
         future.add_done_callback(
             lambda done: self.method_queue.defer(self.finish_request, conn, done)
         )
 
-    def remember_slow(self, path):
-        """Have pool threads answer ``path`` from now on; forget the oldest."""
-        self.slow_paths[path] = None
-        if len(self.slow_paths) > SLOW_PATHS_KEPT:
-            del self.slow_paths[next(iter(self.slow_paths))]
+    def remember_slow(self, read):
+        """Have pool threads answer ``read`` from now on; forget the oldest."""
+        self.slow_reads[read] = None
+        if len(self.slow_reads) > SLOW_READS_KEPT:
+            del self.slow_reads[next(iter(self.slow_reads))]
 
     def close_pending(self, conn, client):
         """Close a connection that is waiting for its head."""
@@ -380,7 +383,27 @@ class RegistryWorker(ThreadWorker):
         """Serve a request whose head has arrived, under the body's idle timeout."""
         if isinstance(conn, RegistryConnection):
             conn.start_body(self.body_timeout)
-        return super().handle_request(req, conn)
+        try:
+            return super().handle_request(req, conn)
+        except TimeoutError:
+            self.log_stalled(conn)
+            return False  # the answer is cut short: the connection closes
+
+    def send_rest(self, sender, conn, result):
+        """Send what the poller could not; close the connection if that stalls."""
+        try:
+            return sender.send_rest(self.body_timeout, result)
+        except TimeoutError:
+            self.log_stalled(conn)
+            return False
+
+    def log_stalled(self, conn):
+        """One line, no traceback, for a client idle past the body timeout."""
+        self.log.warning(
+            "Client ip=%s stalled for %g s: connection closed",
+            conn.client[0] if conn.client else "-",
+            self.body_timeout,
+        )
 
     def handle_error(self, req, client, addr, exc):
         """Answer an error gunicorn met outside the application in OCI JSON."""
@@ -423,8 +446,11 @@ class RegistryWorker(ThreadWorker):
 ZERO_TIME = datetime.timedelta(0)
 
 
-def inline_path(conn):
-    """Return the path of the request ``conn`` holds if the poller may answer it.
+def inline_read(conn):
+    """Return what the request ``conn`` holds reads, if the poller may answer it.
+
+    That is the repository's name, percent-decoded, and ``manifests`` or
+    ``tags``: ``b"library/ubuntu/manifests"``.
 
     Only a kept-alive plain HTTP/1.1 connection qualifies (its parser and
     socket are set up already), with a whole head that matches
@@ -436,7 +462,8 @@ def inline_path(conn):
     found = INLINE_REQUEST.match(conn.head) if end >= 0 else None
     if found is None or NOT_INLINE_FIELD.search(conn.head, 0, end + 2):
         return None
-    return found[1]
+    name = urllib.parse.unquote_to_bytes(found[1])
+    return b"%s/%s" % (name, found[2] or found[3])
 
 
 class NonBlockingSender:

@@ -86,26 +86,29 @@ MANIFEST_READ = b"GET /v2/a/b/manifests/v1 HTTP/1.1\r\nHost: x\r\n"
 
 
 @pytest.mark.parametrize(
-    "head,path",
+    "head,read",
     [
-        (MANIFEST_READ + b"\r\n", b"/v2/a/b/manifests/v1"),
+        (MANIFEST_READ + b"\r\n", b"a/b/manifests"),
         (
             b"HEAD /v2/a/manifests/sha256:" + b"0" * 64 + b" HTTP/1.1\r\n\r\n",
-            b"/v2/a/manifests/sha256:" + b"0" * 64,
+            b"a/manifests",
         ),
-        (b"GET /v2/a/tags/list HTTP/1.1\r\nAccept: */*\r\n\r\n", b"/v2/a/tags/list"),
-        (b"GET /v2/a/tags/list?n=5&last=x HTTP/1.1\r\n\r\n", b"/v2/a/tags/list"),
-        (b"GET /v2/a/manifests/v1?x=1 HTTP/1.1\r\n\r\n", b"/v2/a/manifests/v1"),
+        (b"GET /v2/a/tags/list HTTP/1.1\r\nAccept: */*\r\n\r\n", b"a/tags"),
+        (b"GET /v2/a/tags/list?n=5&last=x HTTP/1.1\r\n\r\n", b"a/tags"),
+        (b"GET /v2/a/manifests/v1?x=1 HTTP/1.1\r\n\r\n", b"a/manifests"),
+        (b"GET /v2/a/manifests/v1#x HTTP/1.1\r\n\r\n", b"a/manifests"),
+        (b"GET /v2/a/tags/list#x?n=1 HTTP/1.1\r\n\r\n", b"a/tags"),
+        (b"GET /v2/%61/b/manifests/%76 HTTP/1.1\r\n\r\n", b"a/b/manifests"),
         # Only the head's fields count, not what is pipelined after it.
         (
             MANIFEST_READ + b"\r\nPUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 2",
-            b"/v2/a/b/manifests/v1",
+            b"a/b/manifests",
         ),
     ],
 )
-def test_reads_of_a_kept_alive_connection_are_answered_inline(head, path):
+def test_reads_of_a_kept_alive_connection_are_answered_inline(head, read):
     with socket.socket() as sock:
-        assert registry_worker.inline_path(Kept(head, sock)) == path
+        assert registry_worker.inline_read(Kept(head, sock)) == read
 
 
 @pytest.mark.parametrize(
@@ -127,15 +130,15 @@ def test_reads_of_a_kept_alive_connection_are_answered_inline(head, path):
 )
 def test_other_requests_go_to_a_thread(head):
     with socket.socket() as sock:
-        assert registry_worker.inline_path(Kept(head, sock)) is None
+        assert registry_worker.inline_read(Kept(head, sock)) is None
 
 
 def test_new_and_tls_connections_go_to_a_thread():
     head = MANIFEST_READ + b"\r\n"
     with socket.socket() as sock:
-        assert registry_worker.inline_path(Kept(head, sock, False)) is None
-        assert registry_worker.inline_path(Kept(head, sock, True, True)) is None
-    assert registry_worker.inline_path(Kept(head, object())) is None
+        assert registry_worker.inline_read(Kept(head, sock, False)) is None
+        assert registry_worker.inline_read(Kept(head, sock, True, True)) is None
+    assert registry_worker.inline_read(Kept(head, object())) is None
 
 
 class PollerOnly(registry_worker.RegistryWorker):
@@ -144,7 +147,7 @@ class PollerOnly(registry_worker.RegistryWorker):
     def __init__(self):
         self.poller = selectors.DefaultSelector()
         self.pending_conns = collections.deque()
-        self.slow_paths = {}
+        self.slow_reads = {}
         self.cost = 0.0
         self.inline, self.to_threads, self.finished = [], [], []
 
@@ -173,8 +176,8 @@ class PollerOnly(registry_worker.RegistryWorker):
             self.on_head_readable(conn, ours)
 
 
-def test_a_path_slow_to_answer_goes_to_threads_from_then_on(monkeypatch):
-    monkeypatch.setattr(registry_worker, "SLOW_PATHS_KEPT", 2)
+def test_a_read_slow_to_answer_goes_to_threads_from_then_on(monkeypatch):
+    monkeypatch.setattr(registry_worker, "SLOW_READS_KEPT", 2)
     worker = PollerOnly()
     slow = b"GET /v2/slow/tags/list HTTP/1.1\r\n\r\n"
     cheap = b"GET /v2/cheap/tags/list HTTP/1.1\r\n\r\n"
@@ -182,10 +185,16 @@ def test_a_path_slow_to_answer_goes_to_threads_from_then_on(monkeypatch):
     worker.cost = 3 * registry_worker.SLOW_INLINE_SECONDS
     worker.read(slow)
     worker.cost = 0.0
-    worker.read(slow.replace(b"list", b"list?n=1"))  # the query does not count
+    varied = [  # what a client may vary does not count
+        slow.replace(b"list", b"list?n=1"),
+        slow.replace(b"list", b"list#1"),
+        slow.replace(b"slow", b"%73low"),
+    ]
+    for head in varied:
+        worker.read(head)
     worker.read(cheap)
     assert worker.inline == [cheap, slow, cheap]
-    assert worker.to_threads == [slow.replace(b"list", b"list?n=1")]
+    assert worker.to_threads == varied
     assert worker.finished == [True, True, True]
 
     worker.cost = 3 * registry_worker.SLOW_INLINE_SECONDS
@@ -194,7 +203,7 @@ def test_a_path_slow_to_answer_goes_to_threads_from_then_on(monkeypatch):
     worker.cost = 0.0
     worker.read(slow)
     assert worker.inline[-1] == slow
-    assert list(worker.slow_paths) == [b"/v2/a/tags/list", b"/v2/b/tags/list"]
+    assert list(worker.slow_reads) == [b"a/tags", b"b/tags"]
 
 
 def test_sender_keeps_what_the_socket_does_not_take_and_sends_it_in_order():

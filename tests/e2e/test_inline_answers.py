@@ -7,6 +7,7 @@ a client that stops reading its answers never stalls that thread, which every
 other client of the worker waits on.
 """
 
+import contextlib
 import hashlib
 import http.client
 import json
@@ -50,8 +51,7 @@ def token(server, actions):
         return json.load(response)["token"]
 
 
-@pytest.fixture(scope="module")
-def pushed(server):
+def push_image(server):
     """Push an image with a large manifest; return (authorization, its body)."""
     push = {"Authorization": f"Bearer {token(server, 'pull,push')}"}
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
@@ -82,6 +82,24 @@ def pushed(server):
     assert response.status == 201
     connection.close()
     return f"Bearer {token(server, 'pull')}", body
+
+
+@pytest.fixture(scope="module")
+def pushed(server):
+    return push_image(server)
+
+
+@pytest.fixture(scope="module")
+def pushed_to():
+    """Push the image to a server once; return what push_image returns."""
+    done = {}
+
+    def push(server):
+        if server.port not in done:
+            done[server.port] = push_image(server)
+        return done[server.port]
+
+    return push
 
 
 def head(method, path, *fields):
@@ -224,3 +242,43 @@ def test_a_malformed_read_is_refused_as_on_a_new_connection(server, pushed, fiel
         sock.sendall(request)
         assert read_answer(reader) == expected
         assert reader.read() == b""  # and the connection is closed
+
+
+@pytest.fixture(scope="module")
+def impatient_server(tmp_path_factory):
+    """One worker that gives up on a stalled client after a second."""
+    tmp = tmp_path_factory.mktemp("impatient")
+    server = start_server(tmp, REGISTRY_BODY_TIMEOUT="1")
+    with serving(server, tmp, "--bind", server.host, "--workers", "1"):
+        yield server
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["inline", "thread"])
+def test_a_client_that_stops_reading_is_cut_off_with_one_line(
+    impatient_server, pushed_to, pipelined
+):
+    authorization, _ = pushed_to(impatient_server)
+    request = head("GET", f"/v2/{NAME}/manifests/v1", f"Authorization: {authorization}")
+    before = impatient_server.log.read_text()
+    with socket.socket() as silent:
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        silent.settimeout(30)
+        silent.connect(("127.0.0.1", impatient_server.port))
+        silent.sendall(head("GET", "/healthz"))
+        assert read_answer(silent)[0] == 200
+        if pipelined:  # read at once, answered by a thread
+            silent.sendall(request * UNREAD_REQUESTS)
+        for _ in range(0 if pipelined else UNREAD_REQUESTS):  # each inline
+            silent.sendall(request)
+            time.sleep(PAUSE)
+        deadline = time.monotonic() + 30
+        while "stalled" not in impatient_server.log.read_text()[len(before) :]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        with contextlib.suppress(ConnectionResetError):  # unread data: a reset
+            while silent.recv(1 << 20):
+                pass  # what was sent, then the end: the connection is closed
+
+    logged = impatient_server.log.read_text()[len(before) :]
+    assert logged.count("stalled for 1 s: connection closed") == 1
+    assert "Traceback" not in logged
