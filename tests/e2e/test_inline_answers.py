@@ -185,15 +185,22 @@ def test_kept_alive_answers_are_those_of_a_new_connection(server, pushed):
             assert read_answer(sock, method) == expected, (method, path)
 
 
-def test_a_client_that_reads_no_answers_stalls_no_one(server, pushed):
-    authorization, body = pushed
-    request = head("GET", f"/v2/{NAME}/manifests/v1", f"Authorization: {authorization}")
+@contextlib.contextmanager
+def silent_client(server):
+    """A kept-alive connection with a receive buffer too small for an answer."""
     with socket.socket() as silent:
         silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         silent.settimeout(30)
         silent.connect(("127.0.0.1", server.port))
         silent.sendall(head("GET", "/healthz"))
         assert read_answer(silent)[0] == 200
+        yield silent
+
+
+def test_a_client_that_reads_no_answers_stalls_no_one(server, pushed):
+    authorization, body = pushed
+    request = head("GET", f"/v2/{NAME}/manifests/v1", f"Authorization: {authorization}")
+    with silent_client(server) as silent:
         for _ in range(UNREAD_REQUESTS):  # one at a time, reading none
             silent.sendall(request)
             time.sleep(PAUSE)
@@ -260,12 +267,7 @@ def test_a_client_that_stops_reading_is_cut_off_with_one_line(
     authorization, _ = pushed_to(impatient_server)
     request = head("GET", f"/v2/{NAME}/manifests/v1", f"Authorization: {authorization}")
     before = impatient_server.log.read_text()
-    with socket.socket() as silent:
-        silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        silent.settimeout(30)
-        silent.connect(("127.0.0.1", impatient_server.port))
-        silent.sendall(head("GET", "/healthz"))
-        assert read_answer(silent)[0] == 200
+    with silent_client(impatient_server) as silent:
         if pipelined:  # read at once, answered by a thread
             silent.sendall(request * UNREAD_REQUESTS)
         for _ in range(0 if pipelined else UNREAD_REQUESTS):  # each inline
