@@ -9,6 +9,7 @@ import re
 import secrets
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -89,11 +90,27 @@ def test_first_push_uploads_every_layer(dockerd, pushed):
     assert len(progress_lines(output, "Pushed")) == LAYERS
 
 
+def settled_size(log, quiet=0.5, limit=30):
+    """Return the log's size once it has stopped growing for ``quiet`` seconds.
+
+    Each worker writes its access log lines from a thread of its own, after a
+    pause, so the lines of a push that has just ended may still be coming.
+    """
+    deadline = time.monotonic() + limit
+    size = log.stat().st_size
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        size, before = log.stat().st_size, size
+        if size == before:
+            return size
+    raise AssertionError(f"{log} kept growing for {limit} s")
+
+
 def test_second_push_uploads_nothing(registry_server, dockerd, pushed):
     reference, first_output = pushed
     manifest = pushed_digest(first_output)
     blobs_before = layer_and_config_files(registry_server.storage_root, manifest)
-    log_offset = registry_server.log.stat().st_size
+    log_offset = settled_size(registry_server.log)
 
     output = dockerd.run("push", reference)
 
