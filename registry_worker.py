@@ -79,6 +79,11 @@ INLINE_REQUEST = re.compile(
     rb"(?:GET|HEAD) /v2/([^ ?#]+)/(?:(manifests)/[^ /?#]+|(tags)/list)"
     rb"(?:[?#][^ ]*)? HTTP/1\.1\r\n"
 )
+NOT_INLINE_FIELD = re.compile(
+    rb"\r\n(?:content-length|transfer-encoding|expect|upgrade|http2-settings)"
+    rb"[ \t]*:",
+    re.IGNORECASE,
+)
 # A repository whose manifest or tag list took the poller's thread this much
 # CPU time to answer (a tag list of many thousands, a manifest of megabytes)
 # has those reads answered by pool threads from then on: the poller's time is
@@ -87,11 +92,6 @@ INLINE_REQUEST = re.compile(
 # this many such reads, the latest.
 SLOW_INLINE_SECONDS = 0.002
 SLOW_READS_KEPT = 1024
-NOT_INLINE_FIELD = re.compile(
-    rb"\r\n(?:content-length|transfer-encoding|expect|upgrade|http2-settings)"
-    rb"[ \t]*:",
-    re.IGNORECASE,
-)
 
 # Errors in how a body's length is framed: the OCI code for a body whose length
 # does not hold is SIZE_INVALID.
