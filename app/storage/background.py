@@ -13,7 +13,8 @@ blocks until it is closed. The closing is done by a background thread once
 the request that let go of the file has ended (within a request, the
 releases wait for its end: its own fsyncs come first), and the thread then
 makes the file system commit the freeing itself, so that no request's fsync
-pays for it.
+pays for it. It does so with ``sync``, the storage tree's own fsync of a file
+or folder.
 """
 
 import os
@@ -130,12 +131,17 @@ def _release(released):
     for folder in {held.folder for held in released}:
         try:
             os.utime(folder)
-            descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            sync(folder)
         except OSError:
-            continue  # the folder is gone: whoever removed it committed that
-        try:
-            os.fsync(descriptor)
-        except OSError:
-            pass  # only a head start: the next commit frees the blocks anyway
-        finally:
-            os.close(descriptor)
+            # The folder is gone (whoever removed it committed that), or the
+            # fsync failed: only a head start, the next commit frees the blocks.
+            continue
+
+
+def sync(path):
+    """Flush a file's or a folder's content and metadata to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

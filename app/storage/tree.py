@@ -18,7 +18,7 @@ import sys
 import tempfile
 import weakref
 
-from app.storage.background import hold, release_later
+from app.storage.background import hold, release_later, sync
 from app.storage.errors import EntryInTheWay, OutsideRoot
 
 # How often a write makes its folder again when garbage collection removed it
@@ -279,7 +279,7 @@ class FilesystemTree:
         before this returns, so a crash leaves the old file or the whole new one.
         """
         self._check_place(path)
-        _sync(temporary_path)
+        sync(temporary_path)
         folder = os.path.dirname(path)
         created = _missing_folders(folder)
         # A blob pushed again replaces itself: the old file is held open, so
@@ -303,7 +303,7 @@ class FilesystemTree:
                     # place since the look above.
                     self._refuse_place(path)
             for changed in [folder, *(os.path.dirname(new) for new in created)]:
-                _sync(changed)
+                sync(changed)
         finally:
             release_later(replaced)
 
@@ -399,15 +399,6 @@ def _find_openat2():
 
 
 _OPENAT2 = _find_openat2()
-
-
-def _sync(path):
-    """Flush a file's or a folder's content and metadata to the disk."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def _missing_folders(folder):
