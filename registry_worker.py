@@ -320,7 +320,8 @@ class RegistryWorker(ThreadWorker):
         self.pending_conns.remove(conn)
         conn.data_ready = True
         sock = conn.sock
-        sock.setblocking(False)
+        if sock.gettimeout() != 0.0:  # a kept-alive socket is non-blocking already
+            sock.setblocking(False)
         sender = conn.sock = NonBlockingSender(sock)
         started = time.thread_time()
         try:
